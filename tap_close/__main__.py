@@ -1,0 +1,3 @@
+from tap_close.tap import TapClose
+
+TapClose.cli()

@@ -1,0 +1,265 @@
+"""HTTP for Close: retries, rate limiting, error redaction and `_skip`/`_limit` paging."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import backoff
+import requests
+
+from tap_close.auth import AuthError, CloseOAuth
+
+logger = logging.getLogger("tap-close.http")
+
+RETRY_STATUSES = {500, 502, 503, 504}
+_RATELIMIT_RE = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)", re.IGNORECASE)
+
+
+class CloseAPIError(Exception):
+    """A fatal API error; the message names the path and Close's error text, no secrets."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class MaxSkipError(CloseAPIError):
+    """Close refused a `_skip` past the resource's max_skip."""
+
+
+class LimitTooLargeError(CloseAPIError):
+    """Close refused the page size (`_limit`)."""
+
+
+class AccessDeniedError(CloseAPIError):
+    """403 (not allowed) or 402 (plan limit) for this endpoint."""
+
+
+def endpoint_group(method: str, path: str) -> str:
+    """Close limits per endpoint group: method plus the first path segment."""
+    first = path.strip("/").split("/", 1)[0]
+    return f"{method.upper()} /{first}/"
+
+
+def parse_ratelimit(value: str | None) -> dict[str, float]:
+    """Parse `RateLimit: limit=100, remaining=50, reset=5.5` (case-insensitive)."""
+    if not value:
+        return {}
+    return {k.lower(): float(v) for k, v in _RATELIMIT_RE.findall(value)}
+
+
+def _error_text(response: requests.Response) -> str:
+    """Close's own error message from the body, trimmed; never the raw body or headers."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    err: Any = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        err = err.get("message")
+    if not err and isinstance(body, dict) and body.get("field-errors"):
+        err = "invalid fields: " + ", ".join(sorted(body["field-errors"]))
+    return str(err)[:300] if err else ""
+
+
+def _rate_reset(response: requests.Response) -> float:
+    """Seconds to wait after a 429: the largest of body rate_reset, RateLimit reset, Retry-After."""
+    waits = [parse_ratelimit(response.headers.get("RateLimit")).get("reset", 0.0)]
+    with contextlib.suppress(ValueError):
+        waits.append(float(response.headers.get("Retry-After", 0)))
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for holder in (body, body.get("error")):
+            if isinstance(holder, dict) and isinstance(holder.get("rate_reset"), (int, float)):
+                waits.append(float(holder["rate_reset"]))
+    wait = max(waits)
+    return wait if wait > 0 else 1.0
+
+
+class RateLimiter:
+    """Per endpoint group budget from the live `RateLimit` header, plus a global 429 pause."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._groups: dict[str, tuple[float, float]] = {}  # group -> (remaining, reset_at)
+        self._paused_until: dict[str, float] = {}
+
+    def wait(self, group: str) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                until = self._paused_until.get(group, 0.0)
+                remaining, reset_at = self._groups.get(group, (1.0, 0.0))
+                if now < until:
+                    delay = until - now
+                elif remaining < 1 and now < reset_at:
+                    delay = reset_at - now
+                else:
+                    if reset_at and now < reset_at:
+                        self._groups[group] = (remaining - 1, reset_at)
+                    return
+            time.sleep(min(delay, 60.0))
+
+    def update(self, group: str, header: str | None) -> None:
+        info = parse_ratelimit(header)
+        if "remaining" in info and "reset" in info:
+            with self._lock:
+                self._groups[group] = (info["remaining"], time.monotonic() + info["reset"])
+
+    def pause(self, group: str, seconds: float) -> None:
+        with self._lock:
+            until = time.monotonic() + seconds
+            self._paused_until[group] = max(self._paused_until.get(group, 0.0), until)
+
+
+class CloseClient:
+    """One HTTP client per tap process: shared auth, rate limiter and retry policy."""
+
+    def __init__(
+        self,
+        api_url: str,
+        auth: requests.auth.AuthBase,
+        *,
+        timeout: float = 300.0,
+        user_agent: str = "tap-close",
+        max_tries: int = 8,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.auth = auth
+        self.timeout = timeout
+        self.user_agent = user_agent
+        self.max_tries = max_tries
+        self.limiter = RateLimiter()
+        self.stats: Counter[str] = Counter()
+        self._local = threading.local()
+
+    @property
+    def session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # skip per-request proxy/netrc lookups
+            session.headers.update(
+                {"User-Agent": self.user_agent, "Accept": "application/json", "X-TZ-Offset": "0"}
+            )
+            self._local.session = session
+        return session
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self.request("GET", path, params)
+
+    def request(
+        self, method: str, path: str, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Send one API call with retries; return the parsed JSON body."""
+        url = f"{self.api_url}/{path.lstrip('/')}"
+        group = endpoint_group(method, path)
+        waits = backoff.expo(base=2, factor=0.5, max_value=30)
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            self.limiter.wait(group)
+            self.stats["requests"] += 1
+            problem = ""
+            try:
+                response = self.session.request(
+                    method, url, params=params, auth=self.auth, timeout=self.timeout
+                )
+            except requests.RequestException as exc:
+                problem = type(exc).__name__
+            else:
+                self.limiter.update(group, response.headers.get("RateLimit"))
+                status = response.status_code
+                if status == 429:
+                    wait = _rate_reset(response) + random.uniform(0, 0.25)
+                    self.stats["rate_limited"] += 1
+                    self.limiter.pause(group, wait)
+                    if attempt < self.max_tries * 3:
+                        logger.info("429 on %s; waiting %.2fs", group, wait)
+                        continue
+                    problem = "HTTP 429"
+                elif status == 401:
+                    if isinstance(self.auth, CloseOAuth) and not refreshed:
+                        refreshed = True
+                        self.stats["auth_retries"] += 1
+                        self.auth.invalidate(self.auth.used_token(response.request))
+                        continue
+                    if isinstance(self.auth, CloseOAuth):
+                        msg = ("Close rejected the OAuth access token twice (401). Re-authorize "
+                               "with `tap-close-auth`.")
+                    else:
+                        msg = "Close rejected the api_key (401 Unauthorized). Check api_key."
+                    raise AuthError(msg)
+                elif status in RETRY_STATUSES:
+                    problem = f"HTTP {status}"
+                elif status >= 400:
+                    raise self._fatal(response, path)
+                else:
+                    try:
+                        body = response.json()
+                    except ValueError:
+                        problem = "invalid JSON body"
+                    else:
+                        if isinstance(body, dict):
+                            return body
+                        problem = "unexpected JSON body"
+            if attempt >= self.max_tries:
+                msg = f"GET {path} failed after {attempt} tries (last error: {problem})"
+                raise CloseAPIError(msg)
+            delay = backoff.full_jitter(next(waits))
+            self.stats["retries"] += 1
+            logger.warning("%s on %s %s; retry %d in %.1fs", problem, method, path, attempt, delay)
+            time.sleep(delay)
+
+    @staticmethod
+    def _fatal(response: requests.Response, path: str) -> CloseAPIError:
+        status = response.status_code
+        text = _error_text(response)
+        detail = f": {text}" if text else ""
+        msg = f"Close API {status} for {path}{detail}"
+        if status == 400 and "max_skip" in text:
+            return MaxSkipError(msg, status)
+        if status == 400 and "_limit" in text:
+            return LimitTooLargeError(msg, status)
+        if status in (402, 403):
+            return AccessDeniedError(msg, status)
+        return CloseAPIError(msg, status)
+
+    def page(
+        self, path: str, params: Mapping[str, Any], limit: int
+    ) -> tuple[dict[str, Any], int]:
+        """Fetch one list page; halve `_limit` while Close refuses it. Returns (body, limit)."""
+        while True:
+            try:
+                return self.get(path, {**params, "_limit": limit}), limit
+            except LimitTooLargeError:
+                if limit <= 1:
+                    raise
+                limit = max(1, math.ceil(limit / 2))
+                logger.info("Close refused _limit for %s; lowering it to %d", path, limit)
+
+    def pages(
+        self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = 100
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield each page of a `_skip`/`_limit` list until `has_more` is false (or absent)."""
+        skip = 0
+        while True:
+            body, page_size = self.page(path, {**(params or {}), "_skip": skip}, page_size)
+            data = body.get("data") or []
+            yield data
+            if not body.get("has_more") or not data:
+                return
+            skip += len(data)

@@ -1,0 +1,212 @@
+"""tap-close: config, authentication and the stream list."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_close import __version__
+from tap_close.auth import (
+    DEFAULT_TOKEN_URL,
+    AuthError,
+    CloseOAuth,
+    TokenStore,
+    api_key_auth,
+    default_token_store_path,
+)
+from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient
+from tap_close.streams import STREAM_TYPES
+
+DEFAULT_API_URL = "https://api.close.com/api/v1"
+OAUTH_KEYS = ("client_id", "client_secret", "refresh_token")
+STRING_KEYS = (
+    "api_key", *OAUTH_KEYS, "oauth_scopes", "token_store_path", "start_date", "api_url",
+    "oauth_token_url", "user_agent",
+)
+
+
+class ConfigError(Exception):
+    """A bad setting; the message names the setting, never its value."""
+
+
+def _check_url(config: dict[str, Any], key: str) -> None:
+    url = urlparse(str(config.get(key) or ""))
+    if url.scheme not in ("http", "https") or not url.netloc:
+        msg = f"{key} must be an http(s) URL"
+        raise ConfigError(msg)
+
+
+def validate_settings(config: dict[str, Any], known: set[str]) -> None:
+    """Check the settings before anything else looks at them, without echoing values."""
+    unknown = sorted(k for k in config if k not in known)
+    if unknown:
+        raise ConfigError(f"Unknown setting(s): {', '.join(unknown)}")
+    for key in STRING_KEYS:
+        if key in config and config[key] is not None and not isinstance(config[key], str):
+            raise ConfigError(f"{key} must be a string")
+    present = {k for k in ("api_key", *OAUTH_KEYS) if (config.get(k) or "").strip()}
+    oauth = present & set(OAUTH_KEYS)
+    if "api_key" in present and oauth:
+        found = ", ".join(sorted(oauth))
+        msg = f"Configure either api_key or OAuth, not both (found api_key and {found})"
+        raise ConfigError(msg)
+    if not present:
+        msg = "No credentials: set api_key, or client_id + client_secret + refresh_token"
+        raise ConfigError(msg)
+    if oauth and oauth != set(OAUTH_KEYS):
+        missing = [k for k in OAUTH_KEYS if k not in oauth]
+        raise ConfigError(f"Incomplete OAuth settings: missing {', '.join(missing)}")
+    if config.get("start_date"):
+        try:
+            start = dt.datetime.fromisoformat(str(config["start_date"]).replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError("start_date must be an ISO 8601 date or date-time") from None
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=dt.timezone.utc)
+        if start > dt.datetime.now(dt.timezone.utc):
+            raise ConfigError("start_date is in the future")
+    for key in ("api_url", "oauth_token_url"):
+        if config.get(key) is not None:
+            _check_url(config, key)
+    timeout = config.get("request_timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    ):
+        raise ConfigError("request_timeout must be a positive number of seconds")
+
+
+class TapClose(Tap):
+    """Singer tap for Close CRM: leads, contacts, opportunities, users, statuses, pipelines
+    and custom fields, with API-key or OAuth (rotating refresh token) authentication."""
+
+    name = "tap-close"
+    plugin_version = __version__
+    message_writer_class = MsgSpecWriter
+    dynamic_catalog = True
+
+    config_jsonschema = th.PropertiesList(
+        th.Property("api_key", th.StringType, secret=True, title="API key",
+                    description="Close API key (HTTP Basic, key as username). Use this "
+                    "or the OAuth settings."),
+        th.Property("client_id", th.StringType, title="OAuth client ID",
+                    description="Client ID of your Close OAuth app."),
+        th.Property("client_secret", th.StringType, secret=True, title="OAuth client secret",
+                    description="Client secret of your Close OAuth app."),
+        th.Property("refresh_token", th.StringType, secret=True, title="OAuth refresh token",
+                    description="Refresh token from `tap-close-auth`. Close rotates it on "
+                    "every refresh; the newest one is kept in the token store."),
+        th.Property("oauth_scopes", th.StringType, title="OAuth scopes",
+                    description="Space-separated scopes sent with token requests "
+                    "(default: none, the app's defaults)."),
+        th.Property("token_store_path", th.StringType, title="Token store path",
+                    description="File that keeps the latest rotated refresh token (default: "
+                    "$XDG_STATE_HOME/tap-close/ or ~/.local/state/tap-close/, one per client "
+                    "id)."),
+        th.Property("start_date", th.DateTimeType, title="Start date",
+                    description="Earliest date_updated/date_created to extract (ISO 8601). "
+                    "Default: everything."),
+        th.Property("api_url", th.StringType, default=DEFAULT_API_URL, title="API URL",
+                    description="Base URL of the Close API."),
+        th.Property("oauth_token_url", th.StringType, default=DEFAULT_TOKEN_URL,
+                    title="OAuth token URL", description="Close's OAuth token endpoint."),
+        th.Property("user_agent", th.StringType, title="User agent",
+                    description="User-Agent header sent to Close."),
+        th.Property("request_timeout", th.NumberType, default=300, title="Request timeout",
+                    description="Seconds to wait for one HTTP response before retrying."),
+    ).to_dict()
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        known = set(self.config_jsonschema["properties"])
+        schema = dict(self.config_jsonschema, properties=dict(self.config_jsonschema["properties"]))
+        self.append_builtin_config(schema)
+        known |= set(schema["properties"])
+        validate_settings(dict(self._config), known)
+        return super()._validate_config(raise_errors=raise_errors)
+
+    @cached_property
+    def authenticator(self) -> Any:
+        """One authenticator per tap process, shared by every stream."""
+        cfg = self.config
+        if cfg.get("api_key"):
+            return api_key_auth(cfg["api_key"])
+        path = cfg.get("token_store_path") or default_token_store_path(cfg["client_id"])
+        return CloseOAuth(
+            client_id=cfg["client_id"],
+            client_secret=cfg["client_secret"],
+            refresh_token=cfg["refresh_token"],
+            store=TokenStore(Path(path)),
+            token_url=cfg.get("oauth_token_url") or DEFAULT_TOKEN_URL,
+            scopes=cfg.get("oauth_scopes"),
+            user_agent=cfg.get("user_agent"),
+        )
+
+    @cached_property
+    def client(self) -> CloseClient:
+        return CloseClient(
+            self.config.get("api_url") or DEFAULT_API_URL,
+            self.authenticator,
+            timeout=float(self.config.get("request_timeout") or 300),
+            user_agent=self.config.get("user_agent") or f"tap-close/{__version__}",
+        )
+
+    def custom_field_definitions(self, object_type: str) -> list[dict]:
+        """Custom fields (own and shared) that can be set on a Close object type."""
+        cache: dict[str, list[dict]] = self.__dict__.setdefault("_custom_fields", {})
+        if object_type not in cache:
+            try:
+                body = self.client.get(f"/custom_field_schema/{object_type}/")
+            except AccessDeniedError as exc:
+                self.logger.warning("Custom fields of %s unavailable: %s", object_type, exc)
+                body = {}
+            cache[object_type] = [f for f in body.get("fields") or [] if isinstance(f, dict)]
+        return cache[object_type]
+
+    def discover_streams(self) -> list:
+        return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+
+    def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK; extended, not replaced
+        super().sync_all()
+        stats = self.client.stats
+        self.logger.info(
+            "HTTP summary: %d requests, %d retries, %d rate-limited (429), %d token refreshes",
+            stats["requests"], stats["retries"], stats["rate_limited"],
+            getattr(self.authenticator, "refresh_count", 0),
+        )
+
+    @classmethod
+    def get_singer_command(cls) -> Any:
+        """The SDK command, with known errors reported as one line and exit code 1."""
+        command = super().get_singer_command()
+        command.main = _clean_errors(command.main, cls.logger)  # type: ignore[method-assign]
+        return command
+
+
+CLEAN_ERRORS = (ConfigError, AuthError, CloseAPIError)
+
+
+def _clean_errors(main: Callable[..., Any], logger: Any) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return main(*args, **kwargs)
+        except CLEAN_ERRORS as exc:
+            logger.error("%s", exc)
+            sys.exit(1)
+        except ConfigValidationError as exc:
+            logger.error("Config validation failed: %s", "; ".join(exc.errors))
+            sys.exit(1)
+
+    return wrapper
+
+
+if __name__ == "__main__":
+    TapClose.cli()

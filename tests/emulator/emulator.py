@@ -1,0 +1,204 @@
+"""CloseEmulator: the public entry point tying dataset, API, OAuth, faults and server together."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+from .api import Api
+from .data import Dataset
+from .faults import FAULT_KINDS, FaultPlan, RateLimiter
+from .oauth import TokenStore
+from .server import EmuServer, Engine
+
+CF_STREAMS = {
+    "lead": "lead_custom_fields",
+    "contact": "contact_custom_fields",
+    "opportunity": "opportunity_custom_fields",
+}
+
+
+class CloseEmulator:
+    """A local fake of the Close REST API (read endpoints, OAuth token endpoint, event log)."""
+
+    def __init__(
+        self,
+        seed: int = 1,
+        n_leads: int = 60,
+        n_users: int = 4,
+        *,
+        api_key: str = "api_emulator_key",
+        client_id: str = "emu_client",
+        client_secret: str = "emu_secret",  # noqa: S107 - test fixture value
+        access_token_ttl: float = 3600.0,
+        latency: float = 0.0,
+        max_skip: int | dict[str, int] | None = None,
+        max_limit: dict[str, int] | None = None,
+        rate_limit: tuple[int, float] | None = None,
+        fault_rate: float = 0.0,
+        fault_seed: int = 0,
+        fault_kinds: Iterable[str] = FAULT_KINDS,
+        slow_seconds: float = 3.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.api_key = api_key
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.data = Dataset(seed, n_leads, n_users)
+        self.oauth = TokenStore(
+            client_id, client_secret, access_token_ttl, self.data.org_id, self.data.user_ids[0]
+        )
+        self.faults = FaultPlan(fault_rate, fault_seed, fault_kinds)
+        limiter = RateLimiter(*rate_limit) if rate_limit else None
+        self.engine = Engine(
+            Api(self.data, max_skip, max_limit),
+            self.oauth,
+            self.faults,
+            limiter,
+            api_key=api_key,
+            latency=latency,
+            slow_seconds=slow_seconds,
+        )
+        self._address = (host, port)
+        self._server: EmuServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> CloseEmulator:
+        if self._server is None:
+            self._server = EmuServer(self._address, self.engine)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="close-emulator",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> CloseEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("emulator not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "/api/v1"
+
+    @property
+    def token_url(self) -> str:
+        return self.url + "/oauth2/token/"
+
+    # --- OAuth --------------------------------------------------------------------------------
+
+    def issue_refresh_token(self) -> str:
+        return self.oauth.issue_refresh_token()
+
+    def issue_auth_code(self, redirect_uri: str | None = None) -> str:
+        return self.oauth.issue_auth_code(redirect_uri)
+
+    @property
+    def current_refresh_tokens(self) -> set[str]:
+        return self.oauth.current_refresh_tokens
+
+    def revoke_refresh_token(self, token: str) -> None:
+        self.oauth.revoke(token)
+
+    # --- faults, stats, log -------------------------------------------------------------------
+
+    def inject(self, kinds: Iterable[str], path_prefix: str = "/api/v1/") -> None:
+        self.faults.inject(kinds, path_prefix)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return self.engine.stats()
+
+    @property
+    def request_log(self) -> list[dict[str, Any]]:
+        with self.engine._lock:
+            return [dict(entry) for entry in self.engine.log]
+
+    # --- truth --------------------------------------------------------------------------------
+
+    @property
+    def organization_id(self) -> str:
+        return self.data.org_id
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Event log, oldest first (newest last)."""
+        with self.data.lock:
+            return copy.deepcopy(self.data.events)
+
+    def truth(self, stream_name: str) -> set[str]:
+        return self.data.truth(stream_name)
+
+    def records(self, stream_name: str) -> list[dict[str, Any]]:
+        return self.data.records(stream_name)
+
+    def custom_fields(self, object_type: str) -> list[dict[str, Any]]:
+        return self.data.records(CF_STREAMS[object_type])
+
+    # --- mutations (each also appends Close-style events) -------------------------------------
+
+    def update_lead(self, lead_id: str) -> None:
+        self.data.update_lead(lead_id)
+
+    def update_contact(self, contact_id: str) -> None:
+        self.data.update_contact(contact_id)
+
+    def update_opportunity(self, opp_id: str) -> None:
+        self.data.update_opportunity(opp_id)
+
+    def add_lead(self) -> str:
+        return self.data.add_lead()
+
+    def add_contact(self, lead_id: str) -> str:
+        return self.data.add_contact(lead_id)
+
+    def add_opportunity(self, lead_id: str) -> str:
+        return self.data.add_opportunity(lead_id)
+
+    def delete_lead(self, lead_id: str) -> None:
+        self.data.delete_lead(lead_id)
+
+    def delete_contact(self, contact_id: str) -> None:
+        self.data.delete_contact(contact_id)
+
+    def delete_opportunity(self, opp_id: str) -> None:
+        self.data.delete_opportunity(opp_id)
+
+    def merge_leads(self, source_id: str, destination_id: str) -> None:
+        self.data.merge_leads(source_id, destination_id)

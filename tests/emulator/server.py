@@ -1,0 +1,308 @@
+"""HTTP layer: request processing (auth, faults, rate limits, latency) and the threaded server."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from .api import Api, ApiError
+from .faults import FaultPlan, RateLimiter, ratelimit_header, retry_after
+from .oauth import OAuthError, TokenStore
+
+API_PREFIX = "/api/v1"
+DEFAULT_RATELIMIT = "limit=1000, remaining=999, reset=1.0"
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    action: str | None = None  # None | "reset" | "truncate"
+
+
+def json_reply(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Reply:
+    return Reply(status, json.dumps(obj).encode(), headers or [])
+
+
+class Engine:
+    """Turns one parsed request into a Reply; holds stats and the request log."""
+
+    def __init__(
+        self,
+        api: Api,
+        oauth: TokenStore,
+        faults: FaultPlan,
+        limiter: RateLimiter | None,
+        *,
+        api_key: str,
+        latency: float = 0.0,
+        slow_seconds: float = 3.0,
+    ) -> None:
+        self.api = api
+        self.oauth = oauth
+        self.faults = faults
+        self.limiter = limiter
+        self.api_key = api_key
+        self.latency = latency
+        self.slow_seconds = slow_seconds
+        self._lock = threading.Lock()
+        self.counters = {"requests": 0, "faults_injected": 0, "rate_limited": 0}
+        self.by_status: dict[int, int] = {}
+        self.log: list[dict[str, Any]] = []
+        self._n429 = 0
+
+    # --- bookkeeping --------------------------------------------------------------------------
+
+    def record(
+        self, method: str, path: str, params: dict[str, str], status: int, auth: str | None
+    ) -> None:
+        with self._lock:
+            self.counters["requests"] += 1
+            self.by_status[status] = self.by_status.get(status, 0) + 1
+            self.log.append(
+                {"method": method, "path": path, "params": params, "status": status, "auth": auth}
+            )
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            out: dict[str, Any] = dict(self.counters)
+            out["by_status"] = dict(self.by_status)
+        out["token_refreshes"] = self.oauth.refreshes
+        out["invalid_grants"] = self.oauth.invalid_grants
+        return out
+
+    # --- processing ---------------------------------------------------------------------------
+
+    def process(
+        self, method: str, path: str, params: dict[str, str], body: bytes, auth: str
+    ) -> Reply:
+        is_api = path == API_PREFIX or path.startswith(API_PREFIX + "/")
+        fault = self.faults.pick(path)
+        if fault:
+            with self._lock:
+                self.counters["faults_injected"] += 1
+        if is_api and self.latency > 0:
+            time.sleep(self.latency)
+        if fault == "slow":
+            time.sleep(self.slow_seconds)
+        elif fault == "reset":
+            return Reply(0, action="reset")
+        elif fault in ("500", "502", "503", "504"):
+            assert fault is not None
+            return json_reply(int(fault), {"error": f"Emulated server error {fault}"})
+        elif fault == "429":
+            limit = self.limiter.limit if self.limiter else 1000
+            return self._too_many(0.2, ratelimit_header(limit, 0, 0.2))
+        if path.startswith("/oauth2/"):
+            reply = self._oauth(method, path, body, auth)
+        elif is_api:
+            reply = self._api(method, path, params, auth)
+        else:
+            reply = json_reply(404, {"error": "Not found"})
+        if fault == "truncate":
+            reply.action = "truncate"
+        return reply
+
+    def _too_many(self, reset: float, header: str) -> Reply:
+        with self._lock:
+            n = self._n429
+            self._n429 += 1
+            self.counters["rate_limited"] += 1
+        rate_reset = round(reset, 3)
+        body: dict[str, Any]
+        if n % 2 == 0:
+            body = {
+                "error": {
+                    "rate_reset": rate_reset,
+                    "message": "API call count exceeded for this period",
+                }
+            }
+        else:
+            body = {"error": "API call count exceeded", "rate_reset": rate_reset}
+        return json_reply(429, body, [("RateLimit", header), ("Retry-After", retry_after(reset))])
+
+    def _auth_error(self, auth: str) -> str | None:
+        scheme, _, cred = auth.partition(" ")
+        scheme, cred = scheme.lower(), cred.strip()
+        if scheme == "basic":
+            try:
+                user, _, password = base64.b64decode(cred, validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return "Unauthorized: malformed Basic credentials"
+            if user == self.api_key and password == "":
+                return None
+            return "Unauthorized: invalid API key"
+        if scheme == "bearer":
+            status = self.oauth.access_status(cred)
+            if status == "ok":
+                return None
+            return f"Unauthorized: {'expired' if status == 'expired' else 'invalid'} access token"
+        return "Unauthorized: missing or unsupported Authorization header"
+
+    def _api(self, method: str, path: str, params: dict[str, str], auth: str) -> Reply:
+        rest = path[len(API_PREFIX) :]
+        group = next((s for s in rest.split("/") if s), "")
+        key = (method, group)
+        header = DEFAULT_RATELIMIT
+        error = self._auth_error(auth)
+        if self.limiter is not None:
+            if error:
+                remaining, reset = self.limiter.peek(key)
+            else:
+                allowed, remaining, reset = self.limiter.hit(key)
+                if not allowed:
+                    return self._too_many(reset, ratelimit_header(self.limiter.limit, 0, reset))
+            header = ratelimit_header(self.limiter.limit, remaining, reset)
+        headers = [("RateLimit", header)]
+        if error:
+            return json_reply(401, {"error": error}, headers)
+        if method != "GET":
+            return json_reply(
+                405, {"error": "Method not allowed (the emulator is read-only)"}, headers
+            )
+        try:
+            with self.api.data.lock:  # serialize under the lock: objects may change later
+                return Reply(200, self.api.encode(self.api.handle(rest, params)), headers)
+        except ApiError as exc:
+            return json_reply(exc.status, {"error": exc.message}, headers)
+
+    def _oauth(self, method: str, path: str, body: bytes, auth: str) -> Reply:
+        name = path.rstrip("/")
+        if name not in ("/oauth2/token", "/oauth2/revoke"):
+            return json_reply(404, {"error": "Not found"})
+        if method != "POST":
+            return json_reply(405, {"error": "Method not allowed"})
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        scheme, _, cred = auth.partition(" ")
+        if "client_id" not in form and scheme.lower() == "basic":  # client auth via header
+            try:
+                cid, _, secret = base64.b64decode(cred.strip()).decode().partition(":")
+                form.update(client_id=cid, client_secret=secret)
+            except (binascii.Error, UnicodeDecodeError):
+                pass
+        if name == "/oauth2/revoke":
+            if (
+                form.get("client_id") != self.oauth.client_id
+                or form.get("client_secret") != self.oauth.client_secret
+            ):
+                return json_reply(401, {"error": "invalid_client"})
+            self.oauth.revoke(form.get("token", ""))
+            return json_reply(200, {})
+        try:
+            return json_reply(
+                200, self.oauth.grant(form), [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+            )
+        except OAuthError as exc:
+            return json_reply(exc.status, {"error": exc.error})
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive; every reply has Content-Length
+    disable_nagle_algorithm = True  # TCP_NODELAY on accepted sockets
+    server_version = "CloseEmulator/1.0"
+    sys_version = ""
+    server: EmuServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # quiet
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        engine = self.server.engine
+        url = urlsplit(self.path)
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        auth = self.headers.get("Authorization", "")
+        scheme = auth.partition(" ")[0].lower()
+        kind = scheme if scheme in ("basic", "bearer") else None
+        reply = engine.process(self.command, url.path, params, body, auth)
+        engine.record(self.command, url.path, params, reply.status, kind)
+        if reply.action == "reset":
+            # drop the connection with no response (RST)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.server.mark_reset(self.connection)
+            self.close_connection = True
+            return
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if reply.action == "truncate":
+            self.wfile.write(reply.body[: len(reply.body) // 2])
+            self.close_connection = True
+        else:
+            self.wfile.write(reply.body)
+
+
+class EmuServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], engine: Engine) -> None:
+        super().__init__(address, Handler)
+        self.engine = engine
+        self._conn_lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        self._resets: set[socket.socket] = set()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._conn_lock:
+            self._conns.add(request)
+        super().process_request(request, client_address)
+
+    def mark_reset(self, request: socket.socket) -> None:
+        with self._conn_lock:
+            self._resets.add(request)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._conn_lock:
+            self._conns.discard(request)
+            reset = request in self._resets
+            self._resets.discard(request)
+        if reset:
+            self.close_request(request)  # linger 0: the close sends RST, no FIN first
+        else:
+            super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Drop open keep-alive connections (used on stop)."""
+        with self._conn_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return  # clients dropping connections is normal here
