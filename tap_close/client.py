@@ -168,9 +168,8 @@ class CloseClient:
         group = endpoint_group(method, path)
         waits = backoff.expo(base=2, factor=0.5, max_value=30)
         refreshed = False
-        attempt = 0
+        attempt = throttled = 0  # failed tries; 429s are counted apart
         while True:
-            attempt += 1
             self.limiter.wait(group)
             self.stats["requests"] += 1
             problem = ""
@@ -187,7 +186,8 @@ class CloseClient:
                     wait = _rate_reset(response) + random.uniform(0, 0.25)
                     self.stats["rate_limited"] += 1
                     self.limiter.pause(group, wait)
-                    if attempt < self.max_tries * 3:
+                    throttled += 1
+                    if throttled < self.max_tries * 3:
                         logger.info("429 on %s; waiting %.2fs", group, wait)
                         continue
                     problem = "HTTP 429"
@@ -216,8 +216,9 @@ class CloseClient:
                         if isinstance(body, dict):
                             return body
                         problem = "unexpected JSON body"
+            attempt += 1
             if attempt >= self.max_tries:
-                msg = f"GET {path} failed after {attempt} tries (last error: {problem})"
+                msg = f"{method} {path} failed after {attempt} tries (last error: {problem})"
                 raise CloseAPIError(msg)
             delay = backoff.full_jitter(next(waits))
             self.stats["retries"] += 1

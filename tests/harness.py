@@ -46,7 +46,7 @@ def run_tap(
     state: dict | None = None,
     catalog: dict | None = None,
     env: dict[str, str] | None = None,
-    timeout: float = 300,
+    timeout: float = 120,
 ) -> TapRun:
     """Run `tap-close --config ... [args]` and parse its Singer messages."""
     with tempfile.TemporaryDirectory() as tmp:

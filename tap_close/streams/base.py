@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk.streams import Stream
 
-from tap_close.client import CloseClient
+from tap_close.client import CloseAPIError, CloseClient
 from tap_close.schemas import custom_field_column, custom_field_properties, datetime_properties
 
 if TYPE_CHECKING:
@@ -141,8 +141,9 @@ class IncrementalStream(CloseStream):
         ids_at_lower: set[str] = set()
         base = self.base_params(context)
         limit = self.page_size
+        overlap = self.OVERLAP
         while True:
-            skip = max(0, len(ids_at_lower) - self.OVERLAP)
+            skip = max(0, len(ids_at_lower) - min(overlap, limit // 4))
             params = {**base, **self.window_params(lower), "_skip": skip}
             body, limit = self.client.page(self.path, params, limit)
             data = body.get("data") or []
@@ -164,7 +165,15 @@ class IncrementalStream(CloseStream):
             new_lower = page_keys[-1][0]
             if new_lower != lower:
                 lower, ids_at_lower = new_lower, set()
+            before = len(ids_at_lower)
             ids_at_lower.update(rid for floor, rid in page_keys if floor == lower)
+            if len(ids_at_lower) == before:  # nothing new: read on without overlap
+                if overlap == 0:
+                    msg = f"{self.name}: paging made no progress at {lower}"
+                    raise CloseAPIError(msg)
+                overlap = 0
+            else:
+                overlap = self.OVERLAP
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
         """Also remember the ids at the bookmark, so the next run does not repeat them."""

@@ -163,7 +163,7 @@ class Api:
 
     def _page(
         self, group: str, items: list[Obj], params: dict[str, str], total: bool = False
-    ) -> Obj:
+    ) -> Page:
         limit = self._limit(group, params)
         skip = self._int(params, "_skip", 0)
         cap = self.skip_cap(group)

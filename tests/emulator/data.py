@@ -113,12 +113,14 @@ class Dataset:
         for _ in range(rng.randint(0, 2) if n_opps is None else n_opps):
             o_created = g.rand_after(rng, created, 60)
             o_updated = g.rand_after(rng, o_created, 120)
-            contact = self.contacts[rng.choice(cids)] if cids and rng.random() < 0.7 else None
+            opp_contact: Obj | None = None
+            if cids and rng.random() < 0.7:
+                opp_contact = self.contacts[rng.choice(cids)]
             opp = g.make_opportunity(
                 rng,
                 org_id=self.org_id,
                 lead=lead,
-                contact=contact,
+                contact=opp_contact,
                 user=rng.choice(self.users),
                 pipeline=rng.choice(self.pipelines),
                 created=o_created,
@@ -288,6 +290,9 @@ class Dataset:
         new = dict(obj)
         new["date_updated"] = fmt_aware(self.clock.now())
         new["updated_by"] = self.user_ids[0]
+        if "updated_by_name" in new:
+            user = self.users[0]
+            new["updated_by_name"] = f"{user['first_name']} {user['last_name']}"
         return new
 
     def _touch_lead(self, req: Obj, lead_id: str, old_view: Obj) -> None:

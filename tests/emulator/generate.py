@@ -330,7 +330,7 @@ def make_lead(
 ) -> Obj:
     lead_id = rand_id(rng, "lead_")
     name = f"{rng.choice(WORDS)} {rng.choice(WORDS)} {rng.choice(SUFFIX)}"
-    addresses = []
+    addresses: list[Obj] = []
     if rng.random() < 0.7:
         city, state, country, zipcode = rng.choice(CITIES)
         addresses.append(
