@@ -223,6 +223,9 @@ _CUSTOM_VALUE_TYPES: dict[str, JSONDict] = {
 }
 
 
+ANY_JSON_TYPES = ("object", "array", "string", "number", "boolean", "null")
+
+
 def custom_field_column(field_id: str) -> str:
     """Column name for a custom field id: ``cf_x`` -> ``custom_cf_x``."""
     return CUSTOM_PREFIX + field_id
@@ -250,8 +253,8 @@ def custom_field_property(definition: Mapping[str, t.Any]) -> JSONDict:
     multiple = bool(definition.get("accepts_multiple_values"))
     value = _value_schema(close_type, converting_to)
 
-    if value is None:
-        schema: JSONDict = {}  # any JSON value, null included
+    if value is None:  # any JSON value; typed so targets and the SDK can map it
+        schema: JSONDict = {"type": list(ANY_JSON_TYPES)}
     elif multiple:
         schema = {"type": ["array", "null"], "items": value}
     else:

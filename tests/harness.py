@@ -41,18 +41,20 @@ class TapRun:
 
 
 def run_tap(
-    config: dict[str, Any],
+    config: dict[str, Any] | None,
     *args: str,
     state: dict | None = None,
     catalog: dict | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120,
 ) -> TapRun:
-    """Run `tap-close --config ... [args]` and parse its Singer messages."""
+    """Run `tap-close --config FILE|ENV [args]` and parse its Singer messages."""
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp, "config.json")
-        cfg.write_text(json.dumps(config))
-        cmd = [TAP, "--config", str(cfg), *args]
+        cmd = [TAP, "--config", "ENV", *args]  # config None: settings from TAP_CLOSE_* vars
+        if config is not None:
+            cfg = Path(tmp, "config.json")
+            cfg.write_text(json.dumps(config))
+            cmd[2] = str(cfg)
         if state is not None:
             Path(tmp, "state.json").write_text(json.dumps(state))
             cmd += ["--state", str(Path(tmp, "state.json"))]
@@ -65,7 +67,7 @@ def run_tap(
         )
     run = TapRun(proc.returncode, proc.stdout, proc.stderr)
     for line in proc.stdout.splitlines():
-        if not line.startswith("{"):
+        if not line.startswith("{\"type\""):
             continue
         msg = json.loads(line)
         kind = msg.get("type")
