@@ -86,8 +86,7 @@ def validate_settings(config: dict[str, Any], known: set[str]) -> None:
 
 
 class TapClose(Tap):
-    """Singer tap for Close CRM: leads, contacts, opportunities, users, statuses, pipelines
-    and custom fields, with API-key or OAuth (rotating refresh token) authentication."""
+    """Singer tap for Close CRM, with API-key or OAuth (rotating refresh token) auth."""
 
     name = "tap-close"
     plugin_version = __version__
