@@ -186,14 +186,14 @@ def test_refresh_token_rotation(fresh: CloseEmulator) -> None:
     r = refresh(fresh, rt, scope="all.full_access offline_access")
     assert r.status_code == 200
     body = r.json()
-    assert body["token_type"] == "Bearer" and body["expires_in"] == 3600  # noqa: S105
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 3600
     assert body["organization_id"] == fresh.organization_id
     new_rt = body["refresh_token"]
     assert new_rt != rt and new_rt in fresh.current_refresh_tokens
     assert rt not in fresh.current_refresh_tokens
     reuse = refresh(fresh, rt)
     assert reuse.status_code == 400 and reuse.json() == {"error": "invalid_grant"}
-    wrong = refresh(fresh, new_rt, client_secret="bad")  # noqa: S106
+    wrong = refresh(fresh, new_rt, client_secret="bad")
     assert wrong.status_code == 401 and wrong.json() == {"error": "invalid_client"}
     fresh.revoke_refresh_token(new_rt)
     assert refresh(fresh, new_rt).status_code == 400

@@ -1,0 +1,44 @@
+"""README, meltano.yml and sample_config.json stay in step with the tap's config schema."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tap_close.tap import TapClose, validate_settings
+from tests.harness import TAP
+
+ROOT = Path(__file__).resolve().parents[1]
+OWN_SETTINGS = list(TapClose.config_jsonschema["properties"])
+
+
+def test_readme_settings_table_matches_about() -> None:
+    about = subprocess.run([TAP, "--about", "--format=markdown"], capture_output=True,
+                           text=True, timeout=60, check=True).stdout
+    rows = [line for line in about.splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip() in OWN_SETTINGS]
+    assert len(rows) == len(OWN_SETTINGS)
+    readme = (ROOT / "README.md").read_text()
+    for row in rows:
+        assert row in readme, f"README settings table is out of date: {row[:60]}"
+
+
+def test_meltano_settings_match_config_schema() -> None:
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    tap = next(p for p in project["plugins"]["extractors"] if p["name"] == "tap-close")
+    settings = {s["name"]: s for s in tap["settings"]}
+    assert list(settings) == OWN_SETTINGS
+    schema = TapClose.config_jsonschema["properties"]
+    for name, setting in settings.items():
+        assert bool(setting.get("sensitive")) == bool(schema[name].get("secret")), name
+        assert setting.get("label") and setting.get("description"), name
+    assert tap[
+        "settings_group_validation"] == [["api_key"], ["client_id", "client_secret", "refresh_token"]]
+
+
+def test_sample_config_is_valid() -> None:
+    sample = json.loads((ROOT / "sample_config.json").read_text())
+    validate_settings(sample, set(OWN_SETTINGS))

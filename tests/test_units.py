@@ -1,0 +1,101 @@
+"""Small pure pieces: header parsing, endpoint groups, token store, code extraction."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+import requests
+
+from tap_close.auth import AuthError, TokenStore, default_token_store_path
+from tap_close.auth_cli import authorize_url, extract_code
+from tap_close.client import _rate_reset, endpoint_group, parse_ratelimit
+from tap_close.streams.base import format_ts, parse_ts
+
+
+def test_parse_ratelimit_is_case_insensitive_with_decimals() -> None:
+    assert parse_ratelimit("limit=100, remaining=50, reset=5.25") == {
+        "limit": 100.0, "remaining": 50.0, "reset": 5.25}
+    assert parse_ratelimit("LIMIT=3,Remaining=0,RESET=0.5")["remaining"] == 0
+    assert parse_ratelimit(None) == {}
+
+
+def test_endpoint_group() -> None:
+    assert endpoint_group("get", "/lead/") == "GET /lead/"
+    assert endpoint_group("GET", "/activity/call/") == "GET /activity/"
+
+
+def _response(status: int, body: object, headers: dict[str, str]) -> requests.Response:
+    resp = requests.Response()
+    resp.status_code = status
+    resp._content = json.dumps(body).encode()
+    resp.headers.update(headers)
+    return resp
+
+
+@pytest.mark.parametrize(("body", "headers", "expected"), [
+    ({"error": {"rate_reset": 2.5}}, {}, 2.5),
+    ({"rate_reset": 1.5, "error": "x"}, {}, 1.5),
+    ({}, {"Retry-After": "3"}, 3.0),
+    ({"rate_reset": 0.2}, {"RateLimit": "limit=1, remaining=0, reset=4.5"}, 4.5),
+    ({}, {}, 1.0),
+])
+def test_rate_reset_takes_the_longest_wait(body, headers, expected) -> None:
+    assert _rate_reset(_response(429, body, headers)) == expected
+
+
+def test_timestamps_normalise_to_utc() -> None:
+    assert format_ts(parse_ts("2019-11-04T11:04:13.014979")) == "2019-11-04T11:04:13.014979+00:00"
+    assert format_ts(parse_ts("2024-01-01T02:00:00+02:00")) == "2024-01-01T00:00:00.000000+00:00"
+    assert parse_ts("not a date") is None and parse_ts(None) is None
+
+
+def test_token_store_is_atomic_and_private(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "a" / "b" / "t.json")
+    assert store.load() is None
+    store.save({"refresh_token": "r1"})
+    store.save({"refresh_token": "r2"})
+    assert store.load() == {"refresh_token": "r2"}
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert [p.name for p in store.path.parent.iterdir()] == ["t.json"]  # no temp files left
+    with store.lock():
+        pass
+
+
+def test_damaged_token_store_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    path.write_text("{not json")
+    with pytest.raises(AuthError, match="token_store_path"):
+        TokenStore(path).load()
+
+
+def test_default_token_store_path_is_per_client(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    a, b = default_token_store_path("client-a"), default_token_store_path("client-b")
+    assert a != b and a.parent == tmp_path / "tap-close"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    assert ".local/state/tap-close" in str(default_token_store_path("x"))
+
+
+def test_extract_code_accepts_url_or_code() -> None:
+    assert extract_code("abc123") == "abc123"
+    assert extract_code("https://x.example/cb?code=zz&state=s1", "s1") == "zz"
+    with pytest.raises(AuthError, match="access_denied"):
+        extract_code("https://x.example/cb?error=access_denied")
+    with pytest.raises(AuthError, match="state"):
+        extract_code("https://x.example/cb?code=zz&state=other", "s1")
+
+
+def test_authorize_url() -> None:
+    url = authorize_url("cid", "https://x.example/cb", "st")
+    assert url.startswith("https://app.close.com/oauth2/authorize/?client_id=cid")
+    assert "response_type=code" in url and "redirect_uri=https%3A%2F%2Fx.example%2Fcb" in url
+
+
+def test_unwritable_store_dir_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a file where the store's directory should be: even root fails
+    with pytest.raises(AuthError, match="token_store_path"):
+        TokenStore(blocker / "x" / "t.json").save({"refresh_token": "r"})
