@@ -35,8 +35,8 @@ def test_meltano_settings_match_config_schema() -> None:
     for name, setting in settings.items():
         assert bool(setting.get("sensitive")) == bool(schema[name].get("secret")), name
         assert setting.get("label") and setting.get("description"), name
-    assert tap[
-        "settings_group_validation"] == [["api_key"], ["client_id", "client_secret", "refresh_token"]]
+    groups = [["api_key"], ["client_id", "client_secret", "refresh_token"]]
+    assert tap["settings_group_validation"] == groups
 
 
 def test_sample_config_is_valid() -> None:
