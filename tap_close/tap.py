@@ -85,6 +85,39 @@ def validate_settings(config: dict[str, Any], known: set[str]) -> None:
         raise ConfigError("request_timeout must be a positive number of seconds")
 
 
+#: The tap's own settings (the SDK appends its built-in ones to config_jsonschema).
+SETTINGS = th.PropertiesList(
+    th.Property("api_key", th.StringType, secret=True, title="API key",
+                description="Close API key (HTTP Basic, key as username). Use this "
+                "or the OAuth settings."),
+    th.Property("client_id", th.StringType, title="OAuth client ID",
+                description="Client ID of your Close OAuth app."),
+    th.Property("client_secret", th.StringType, secret=True, title="OAuth client secret",
+                description="Client secret of your Close OAuth app."),
+    th.Property("refresh_token", th.StringType, secret=True, title="OAuth refresh token",
+                description="Refresh token from `tap-close-auth`. Close rotates it on "
+                "every refresh; the newest one is kept in the token store."),
+    th.Property("oauth_scopes", th.StringType, title="OAuth scopes",
+                description="Space-separated scopes sent with token requests "
+                "(default: none, the app's defaults)."),
+    th.Property("token_store_path", th.StringType, title="Token store path",
+                description="File that keeps the latest rotated refresh token (default: "
+                "$XDG_STATE_HOME/tap-close/ or ~/.local/state/tap-close/, one per client "
+                "id)."),
+    th.Property("start_date", th.DateTimeType, title="Start date",
+                description="Earliest date_updated/date_created to extract (ISO 8601). "
+                "Default: everything."),
+    th.Property("api_url", th.StringType, default=DEFAULT_API_URL, title="API URL",
+                description="Base URL of the Close API."),
+    th.Property("oauth_token_url", th.StringType, default=DEFAULT_TOKEN_URL,
+                title="OAuth token URL", description="Close's OAuth token endpoint."),
+    th.Property("user_agent", th.StringType, title="User agent",
+                description="User-Agent header sent to Close."),
+    th.Property("request_timeout", th.NumberType, default=300, title="Request timeout",
+                description="Seconds to wait for one HTTP response before retrying."),
+)
+
+
 class TapClose(Tap):
     """Singer tap for Close CRM, with API-key or OAuth (rotating refresh token) auth."""
 
@@ -93,42 +126,12 @@ class TapClose(Tap):
     message_writer_class = MsgSpecWriter
     dynamic_catalog = True
 
-    config_jsonschema = th.PropertiesList(
-        th.Property("api_key", th.StringType, secret=True, title="API key",
-                    description="Close API key (HTTP Basic, key as username). Use this "
-                    "or the OAuth settings."),
-        th.Property("client_id", th.StringType, title="OAuth client ID",
-                    description="Client ID of your Close OAuth app."),
-        th.Property("client_secret", th.StringType, secret=True, title="OAuth client secret",
-                    description="Client secret of your Close OAuth app."),
-        th.Property("refresh_token", th.StringType, secret=True, title="OAuth refresh token",
-                    description="Refresh token from `tap-close-auth`. Close rotates it on "
-                    "every refresh; the newest one is kept in the token store."),
-        th.Property("oauth_scopes", th.StringType, title="OAuth scopes",
-                    description="Space-separated scopes sent with token requests "
-                    "(default: none, the app's defaults)."),
-        th.Property("token_store_path", th.StringType, title="Token store path",
-                    description="File that keeps the latest rotated refresh token (default: "
-                    "$XDG_STATE_HOME/tap-close/ or ~/.local/state/tap-close/, one per client "
-                    "id)."),
-        th.Property("start_date", th.DateTimeType, title="Start date",
-                    description="Earliest date_updated/date_created to extract (ISO 8601). "
-                    "Default: everything."),
-        th.Property("api_url", th.StringType, default=DEFAULT_API_URL, title="API URL",
-                    description="Base URL of the Close API."),
-        th.Property("oauth_token_url", th.StringType, default=DEFAULT_TOKEN_URL,
-                    title="OAuth token URL", description="Close's OAuth token endpoint."),
-        th.Property("user_agent", th.StringType, title="User agent",
-                    description="User-Agent header sent to Close."),
-        th.Property("request_timeout", th.NumberType, default=300, title="Request timeout",
-                    description="Seconds to wait for one HTTP response before retrying."),
-    ).to_dict()
+    config_jsonschema = SETTINGS.to_dict()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        known = set(self.config_jsonschema["properties"])
-        schema = dict(self.config_jsonschema, properties=dict(self.config_jsonschema["properties"]))
+        schema = SETTINGS.to_dict()
         self.append_builtin_config(schema)
-        known |= set(schema["properties"])
+        known = set(schema["properties"])
         validate_settings(dict(self._config), known)
         return super()._validate_config(raise_errors=raise_errors)
 

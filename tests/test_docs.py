@@ -8,11 +8,11 @@ from pathlib import Path
 
 import yaml
 
-from tap_close.tap import TapClose, validate_settings
+from tap_close.tap import SETTINGS, validate_settings
 from tests.harness import TAP
 
 ROOT = Path(__file__).resolve().parents[1]
-OWN_SETTINGS = list(TapClose.config_jsonschema["properties"])
+OWN_SETTINGS = list(SETTINGS.to_dict()["properties"])
 
 
 def test_readme_settings_table_matches_about() -> None:
@@ -31,7 +31,7 @@ def test_meltano_settings_match_config_schema() -> None:
     tap = next(p for p in project["plugins"]["extractors"] if p["name"] == "tap-close")
     settings = {s["name"]: s for s in tap["settings"]}
     assert list(settings) == OWN_SETTINGS
-    schema = TapClose.config_jsonschema["properties"]
+    schema = SETTINGS.to_dict()["properties"]
     for name, setting in settings.items():
         assert bool(setting.get("sensitive")) == bool(schema[name].get("secret")), name
         assert setting.get("label") and setting.get("description"), name
