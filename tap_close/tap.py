@@ -26,6 +26,7 @@ from tap_close.auth import (
 )
 from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient
 from tap_close.streams import STREAM_TYPES
+from tap_close.streams.changes import EventScan
 
 DEFAULT_API_URL = "https://api.close.com/api/v1"
 OAUTH_KEYS = ("client_id", "client_secret", "refresh_token")
@@ -115,6 +116,9 @@ SETTINGS = th.PropertiesList(
                 description="User-Agent header sent to Close."),
     th.Property("request_timeout", th.NumberType, default=300, title="Request timeout",
                 description="Seconds to wait for one HTTP response before retrying."),
+    th.Property("track_deletes", th.BooleanType, default=True, title="Track deletes",
+                description="Emit tombstone records (with `_sdc_deleted_at`) for objects "
+                "deleted in Close, from the event log."),
 )
 
 
@@ -153,6 +157,15 @@ class TapClose(Tap):
         )
 
     @cached_property
+    def run_started(self) -> dt.datetime:
+        """When this run began (UTC): the next run re-reads events from here."""
+        return dt.datetime.now(dt.timezone.utc)
+
+    @cached_property
+    def event_scan(self) -> EventScan:
+        return EventScan(self.client)
+
+    @cached_property
     def client(self) -> CloseClient:
         return CloseClient(
             self.config.get("api_url") or DEFAULT_API_URL,
@@ -166,7 +179,11 @@ class TapClose(Tap):
         cache: dict[str, list[dict]] = self.__dict__.setdefault("_custom_fields", {})
         if object_type not in cache:
             try:
-                body = self.client.get(f"/custom_field_schema/{object_type}/")
+                if object_type == "activity":  # fields of every custom activity type
+                    body = {"fields": [f for page in self.client.pages(
+                        "/custom_field/activity/", page_size=1000) for f in page]}
+                else:
+                    body = self.client.get(f"/custom_field_schema/{object_type}/")
             except AccessDeniedError as exc:
                 self.logger.warning("Custom fields of %s unavailable: %s", object_type, exc)
                 body = {}
@@ -174,6 +191,7 @@ class TapClose(Tap):
         return cache[object_type]
 
     def discover_streams(self) -> list:
+        _ = self.run_started
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
     def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK; extended, not replaced

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import signal
 import subprocess
@@ -402,3 +404,432 @@ def test_cli_starts_and_stops() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
+
+
+# --- activities, tasks, custom activities ------------------------------------------------------
+
+ACTIVITY_PATHS = {
+    "call": "call_activities",
+    "email": "email_activities",
+    "emailthread": "email_thread_activities",
+    "note": "note_activities",
+    "meeting": "meeting_activities",
+    "sms": "sms_activities",
+    "whatsapp_message": "whatsapp_message_activities",
+    "created": "created_activities",
+    "status_change/lead": "lead_status_change_activities",
+    "status_change/opportunity": "opportunity_status_change_activities",
+    "task_completed": "task_completed_activities",
+    "lead_merge": "lead_merge_activities",
+    "form_submission": "form_submission_activities",
+    "custom": "custom_activity_instances",
+}
+
+
+def page_all(e: CloseEmulator, path: str, limit: int = 100, **params: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    skip = 0
+    while True:
+        body = get(e, path, _skip=skip, _limit=limit, **params).json()
+        out += body["data"]
+        skip += limit
+        if not body["has_more"]:
+            return out
+
+
+def test_activity_endpoints_match_truth(emu: CloseEmulator) -> None:
+    everything = page_all(emu, "/activity/")
+    assert len(everything) == len({a["id"] for a in everything}) >= 3 * 60
+    union: set[str] = set()
+    for path, stream in ACTIVITY_PATHS.items():
+        rows = page_all(emu, f"/activity/{path}/")
+        ids = {a["id"] for a in rows}
+        assert ids == emu.truth(stream) and ids, path
+        assert len({a["_type"] for a in rows}) == 1
+        one = get(emu, f"/activity/{path}/{rows[0]['id']}/").json()
+        assert one == rows[0]
+        union |= ids
+    assert union == {a["id"] for a in everything}
+    base = {"id", "_type", "lead_id", "user_id", "organization_id", "date_created", "date_updated"}
+    assert all(base <= set(a) and a["id"].startswith("acti_") for a in everything)
+    call = emu.records("call_activities")[0]
+    assert {"direction", "disposition", "duration", "remote_phone", "note_html"} <= set(call)
+    task_done = emu.records("task_completed_activities")[0]
+    assert "contact_id" not in task_done and task_done["task_id"] in emu.truth("tasks")
+    thread = emu.records("email_thread_activities")[0]
+    assert thread["n_emails"] == len(thread["emails"]) and "body_text" not in thread["emails"][0]
+    # wrong type for an id, unknown id, unknown type
+    assert get(emu, f"/activity/note/{call['id']}/").status_code == 404
+    assert get(emu, "/activity/call/acti_nope/").json()["error"].startswith("Empty query")
+    assert get(emu, "/activity/bogus/").status_code == 404
+    assert get(emu, "/activity/", _limit=101).status_code == 400
+
+
+def test_activity_order_and_filters(emu: CloseEmulator) -> None:
+    rows = page_all(emu, "/activity/")
+    keys = [(a["date_created"], a["id"]) for a in rows]
+    assert keys == sorted(keys, reverse=True)  # default: newest first, ties by id
+    asc = page_all(emu, "/activity/", _order_by="date_created")
+    assert [a["id"] for a in asc] == [a["id"] for a in reversed(rows)]
+    mid = keys[len(keys) // 2][0]
+    gt = page_all(emu, "/activity/", date_created__gt=mid)
+    assert {a["id"] for a in gt} == {a["id"] for a in rows if a["date_created"] > mid}
+    naive = page_all(emu, "/activity/", date_created__gte=mid.replace("+00:00", ""))
+    assert len(naive) == len(gt) + sum(a["date_created"] == mid for a in rows)
+    lte = page_all(emu, "/activity/call/", date_created__lte=mid)
+    assert all(a["date_created"] <= mid for a in lte)
+    lead_id = rows[0]["lead_id"]
+    by_lead = page_all(emu, "/activity/", lead_id=lead_id)
+    assert {a["id"] for a in by_lead} == {a["id"] for a in rows if a["lead_id"] == lead_id}
+    assert any(a["_type"] == "Created" for a in by_lead)
+    trimmed = get(emu, "/activity/note/", _fields="note,lead_id", _limit=3).json()["data"]
+    assert all(set(r) <= {"id", "note", "lead_id"} for r in trimmed)
+    assert get(emu, "/activity/", _order_by="date_updated").status_code == 400
+    assert get(emu, "/activity/", date_created__gt="nope").status_code == 400
+
+
+def test_activity_max_skip() -> None:
+    with CloseEmulator(n_leads=20, max_skip={"activity": 10, "task": 5}) as e:
+        assert get(e, "/activity/call/", _skip=10).status_code == 200
+        assert "max_skip = 10" in get(e, "/activity/", _skip=11).json()["error"]
+        assert get(e, "/task/", _skip=6).status_code == 400
+
+
+def test_custom_activity_types_and_fields(emu: CloseEmulator) -> None:
+    body = get(emu, "/custom_activity/").json()
+    assert "has_more" not in body and len(body["data"]) == 2
+    assert {t["id"] for t in body["data"]} == emu.truth("custom_activity_types")
+    for t in body["data"]:
+        assert t["id"].startswith("actitype_") and 2 <= len(t["fields"]) <= 3
+        assert "+" not in t["date_created"]  # naive, like Close
+        assert get(emu, f"/custom_activity/{t['id']}/").json() == t
+        schema = get(emu, f"/custom_field_schema/activity/{t['id']}/").json()
+        assert schema["object_type"] == "activity" and schema["name"] == t["name"]
+        assert [f["id"] for f in schema["fields"]] == [f["id"] for f in t["fields"]]
+    defs = get(emu, "/custom_field/activity/").json()
+    assert defs["has_more"] is False
+    assert {f["id"] for f in defs["data"]} == emu.truth("activity_custom_fields")
+    assert all({"custom_activity_type_id", "required", "type"} <= set(f) for f in defs["data"])
+    one = defs["data"][0]
+    assert get(emu, f"/custom_field/activity/{one['id']}/").json() == one
+    field_ids = {f["id"] for f in defs["data"]}
+    for inst in emu.records("custom_activity_instances"):
+        assert inst["_type"] == "CustomActivity"
+        assert inst["custom_activity_type_id"] in emu.truth("custom_activity_types")
+        assert {k[7:] for k in inst if k.startswith("custom.")} <= field_ids
+    assert get(emu, "/custom_field_schema/activity/actitype_nope/").status_code == 404
+
+
+def test_tasks_type_quirk_filters_and_order(emu: CloseEmulator) -> None:
+    truth = emu.records("tasks")
+    assert len(truth) >= 60 and len({t["_type"] for t in truth}) >= 5
+    default = page_all(emu, "/task/")
+    assert {t["id"] for t in default} == {t["id"] for t in truth if t["_type"] == "lead"}
+    everything = page_all(emu, "/task/", _type="all")
+    assert {t["id"] for t in everything} == emu.truth("tasks")
+    assert all(t["id"].startswith("task_" if t["_type"] == "lead" else "noti_") for t in truth)
+    created = [(t["date_created"], t["id"]) for t in everything]
+    assert created == sorted(created)  # default: date_created ascending
+    missed = page_all(emu, "/task/", _type="missed_call")
+    assert missed and all(
+        t["_type"] == "missed_call" and t["object_type"] == "call" for t in missed
+    )
+    both = page_all(emu, "/task/", _type__in="voicemail,incoming_sms")
+    assert {t["_type"] for t in both} == {"voicemail", "incoming_sms"}
+    mid = sorted(t["date_updated"] for t in truth)[len(truth) // 2]
+    upd = page_all(emu, "/task/", _type="all", date_updated__gte=mid)
+    assert {t["id"] for t in upd} == {t["id"] for t in truth if t["date_updated"] >= mid}
+    done = page_all(emu, "/task/", _type="all", is_complete="true")
+    assert done and {t["id"] for t in done} == {t["id"] for t in truth if t["is_complete"]}
+    by_date = page_all(emu, "/task/", _type="all", _order_by="-date")
+    assert len(by_date) == len(truth)
+    assert get(emu, "/task/", _limit=1000).status_code == 200
+    assert get(emu, "/task/", _limit=1001).status_code == 400
+    assert get(emu, "/task/", _order_by="date_updated").status_code == 400
+    one = truth[0]
+    assert get(emu, f"/task/{one['id']}/").json() == one
+
+
+def test_activity_mutations_and_events(fresh: CloseEmulator) -> None:
+    lead_id = sorted(fresh.truth("leads"))[0]
+    note_id = fresh.add_activity("note", lead_id)
+    assert note_id in fresh.truth("note_activities")
+    ev = fresh.events[-1]
+    assert (ev["object_type"], ev["action"], ev["object_id"]) == (
+        "activity.note",
+        "created",
+        note_id,
+    )
+    assert ev["data"]["lead_id"] == lead_id and ev["lead_id"] == lead_id
+    before = get(fresh, f"/activity/note/{note_id}/").json()
+    fresh.update_activity(note_id)
+    after = get(fresh, f"/activity/note/{note_id}/").json()
+    assert after["date_updated"] > before["date_updated"]
+    assert after["date_created"] == before["date_created"] and after["note"] != before["note"]
+    ev = fresh.events[-1]
+    assert ev["action"] == "updated" and "note" in ev["changed_fields"]
+    assert ev["previous_data"]["note"] == before["note"] and ev["data"] == after
+    fresh.delete_activity(note_id)
+    ev = fresh.events[-1]
+    assert ev["action"] == "deleted" and ev["data"] is None and ev["previous_data"] == after
+    r = get(fresh, f"/activity/note/{note_id}/")
+    assert r.status_code == 404 and r.json() == {"error": "Empty query: Document has been deleted."}
+
+    kinds = {
+        "call": "activity.call",
+        "email": "activity.email",
+        "emailthread": "activity.emailthread",
+        "meeting": "activity.meeting",
+        "sms": "activity.sms",
+        "whatsapp_message": "activity.whatsapp_message",
+        "created": "activity.created",
+        "form_submission": "activity.form_submission",
+        "lead_merge": "activity.lead_merge",
+        "task_completed": "activity.task_completed",
+        "lead_status_change": "activity.lead_status_change",
+        "opportunity_status_change": "activity.opportunity_status_change",
+        "custom": "activity.custom_activity",
+    }
+    for kind, object_type in kinds.items():
+        act_id = fresh.add_activity(kind)
+        fresh.update_activity(act_id)
+        created, updated = fresh.events[-2:]
+        assert created["object_type"] == updated["object_type"] == object_type, kind
+        assert (created["action"], updated["action"]) == ("created", "updated")
+        assert updated["changed_fields"] and updated["previous_data"], kind
+    meeting = fresh.records("meeting_activities")[-1]
+    assert meeting["id"] in fresh.truth("meeting_activities")
+
+
+def test_task_mutations_and_events(fresh: CloseEmulator) -> None:
+    lead_id = sorted(fresh.truth("leads"))[1]
+    task_id = fresh.add_task(lead_id)
+    assert task_id.startswith("task_") and fresh.events[-1]["object_type"] == "task.lead"
+    fresh.update_task(task_id)
+    ev = fresh.events[-1]
+    assert ev["action"] == "updated" and "text" in ev["changed_fields"]
+    act_id = fresh.complete_task(task_id)
+    done, completed = fresh.events[-2:]
+    assert done["object_type"] == "task.lead" and done["action"] == "completed"
+    assert done["data"]["is_complete"] is True and done["previous_data"]["is_complete"] is False
+    assert completed["object_type"] == "activity.task_completed"
+    assert get(fresh, f"/activity/task_completed/{act_id}/").json()["task_id"] == task_id
+    fresh.delete_task(task_id)
+    assert fresh.events[-1]["action"] == "deleted" and task_id not in fresh.truth("tasks")
+    assert get(fresh, f"/task/{task_id}/").status_code == 404
+    noti = fresh.add_task(lead_id, _type="missed_call")
+    assert noti.startswith("noti_") and fresh.events[-1]["object_type"] == "task.missed_call"
+    assert noti not in {t["id"] for t in get(fresh, "/task/", lead_id=lead_id).json()["data"]}
+
+
+def test_lead_delete_and_merge_cascade_to_activities(fresh: CloseEmulator) -> None:
+    acts = fresh.records("activities")
+    tasks = fresh.records("tasks")
+    src, dest, victim = sorted(fresh.truth("leads"))[:3]
+    src_acts = {a["id"] for a in acts if a["lead_id"] == src}
+    src_tasks = {t["id"] for t in tasks if t["lead_id"] == src}
+    fresh.merge_leads(src, dest)
+    assert fresh.events[-1]["action"] == "merged"
+    now = {a["id"]: a for a in fresh.records("activities")}
+    assert all(now[i]["lead_id"] == dest for i in src_acts)
+    assert all(t["lead_id"] == dest for t in fresh.records("tasks") if t["id"] in src_tasks)
+    moved = {e["object_id"] for e in fresh.events if e["action"] == "updated"}
+    assert src_acts | src_tasks <= moved
+    merge_act = next(
+        a for a in fresh.records("lead_merge_activities") if a["source_lead_id"] == src
+    )
+    assert merge_act["lead_id"] == dest and merge_act["destination_lead_id"] == dest
+
+    v_acts = {a["id"] for a in acts if a["lead_id"] == victim}
+    v_tasks = {t["id"] for t in tasks if t["lead_id"] == victim}
+    fresh.delete_lead(victim)
+    assert not v_acts & fresh.truth("activities") and not v_tasks & fresh.truth("tasks")
+    deleted = {e["object_id"]: e for e in fresh.events if e["action"] == "deleted"}
+    assert v_acts | v_tasks <= set(deleted)
+    assert all(deleted[i]["object_type"].startswith("activity.") for i in v_acts)
+    assert all(deleted[i]["object_type"].startswith("task.") for i in v_tasks)
+    assert fresh.events[-1]["object_type"] == "lead"  # the lead's own event comes last
+    assert fresh.truth("events") == {e["id"] for e in fresh.events}
+
+
+def test_event_payloads_can_be_hidden() -> None:
+    with CloseEmulator(n_leads=5, event_payloads=False) as e:
+        note = e.add_activity("note")
+        e.update_activity(note)
+        rows = get(e, "/event/").json()["data"]
+        assert len(rows) == 2 and all(r["data"] is None for r in rows)
+        assert all(r["previous_data"] is None for r in rows)
+        assert get(e, f"/event/{rows[0]['id']}/").json()["data"] is None
+        assert e.events[-1]["data"]["id"] == note  # the truth keeps them
+
+
+def test_activity_data_is_deterministic() -> None:
+    a, b = CloseEmulator(seed=3, n_leads=10), CloseEmulator(seed=3, n_leads=10)
+    assert a.records("activities") == b.records("activities")
+    assert a.records("tasks") == b.records("tasks")
+    assert CloseEmulator(seed=3, n_leads=10).records("leads") == a.records("leads")
+
+
+# --- organization-level objects, exports, denied endpoints -------------------------------------
+
+OBJECT_PATHS = {
+    "/group/": "groups",
+    "/role/": "roles",
+    "/email_template/": "email_templates",
+    "/sms_template/": "sms_templates",
+    "/sequence/": "sequences",
+    "/outcome/": "outcomes",
+    "/phone_number/": "phone_numbers",
+    "/blocked_phone_number/": "blocked_phone_numbers",
+    "/connected_account/": "connected_accounts",
+    "/dialer/": "dialers",
+    "/scheduling_link/": "scheduling_links",
+    "/custom_field/shared/": "shared_custom_fields",
+    "/custom_object_type/": "custom_object_types",
+    "/custom_field/custom_object_type/": "custom_object_custom_fields",
+    "/comment_thread/": "comment_threads",
+    "/integration_link/": "integration_links",
+    "/webhook/": "webhooks",
+    "/bulk_action/email/": "email_bulk_actions",
+    "/bulk_action/edit/": "edit_bulk_actions",
+    "/bulk_action/delete/": "delete_bulk_actions",
+    "/bulk_action/sequence_subscription/": "sequence_subscription_bulk_actions",
+}
+
+
+def test_object_endpoints_match_truth(emu: CloseEmulator) -> None:
+    for path, stream in OBJECT_PATHS.items():
+        body = get(emu, path).json()
+        ids = {o["id"] for o in body["data"]}
+        assert ids == emu.truth(stream) and ids, path
+        one = get(emu, f"{path}{body['data'][0]['id']}/").json()
+        assert one["id"] == body["data"][0]["id"], path
+    assert "has_more" not in get(emu, "/custom_object_type/").json()
+    org = get(emu, f"/organization/{emu.organization_id}/").json()
+    members = {m["id"] for m in org["memberships"] + org["inactive_memberships"]}
+    assert org["inactive_memberships"] and members == emu.truth("memberships")
+    assert emu.truth("organizations") == {emu.organization_id}
+    assert {r["id"] for r in emu.records("roles")} >= {m["role_id"] for m in org["memberships"]}
+    hook = emu.records("webhooks")[0]
+    assert len(hook["signature_key"]) == 64 and hook["id"].startswith("whsub_")
+    seq = get(emu, f"/sequence/{emu.records('sequences')[0]['id']}/").json()
+    assert seq["steps"] and "subscription_counts_by_status" in seq
+    unsub = get(emu, "/unsubscribe/email/").json()["data"]
+    assert {u["email"] for u in unsub} == emu.truth("unsubscribed_emails")
+    assert all(set(u) == {"email"} for u in unsub)
+    cobj_types = emu.truth("custom_object_types")
+    assert all(
+        f["custom_object_type_id"] in cobj_types for f in emu.records("custom_object_custom_fields")
+    )
+
+
+def test_object_quirks(emu: CloseEmulator) -> None:
+    groups = get(emu, "/group/").json()["data"]
+    assert all("members" not in g for g in groups)
+    full = get(emu, f"/group/{groups[0]['id']}/", _fields="name,members").json()
+    assert set(full) == {"id", "name", "members"} and full["members"][0]["user_id"]
+
+    views = emu.records("smart_views")
+    leads_only = get(emu, "/saved_search/").json()["data"]
+    assert {v["id"] for v in leads_only} == {v["id"] for v in views if v["type"] == "lead"}
+    both = get(emu, "/saved_search/", type__in="lead,contact").json()["data"]
+    assert {v["id"] for v in both} == emu.truth("smart_views")
+
+    r = get(emu, "/sequence_subscription/")
+    assert r.status_code == 400 and "error" in r.json()
+    subs = set()
+    for seq_id in emu.truth("sequences"):
+        subs |= {
+            s["id"] for s in get(emu, "/sequence_subscription/", sequence_id=seq_id).json()["data"]
+        }
+    assert subs == emu.truth("sequence_subscriptions")
+
+    assert get(emu, "/custom_object/").status_code == 400
+    objs = emu.records("custom_objects")
+    lead_id = objs[0]["lead_id"]
+    got = get(emu, "/custom_object/", lead_id=lead_id).json()["data"]
+    assert {o["id"] for o in got} == {o["id"] for o in objs if o["lead_id"] == lead_id}
+    assert any(k.startswith("custom.cf_") for k in got[0])
+
+    assert get(emu, "/comment/").status_code == 400
+    thread = emu.records("comment_threads")[0]
+    assert (
+        get(emu, "/comment/", object_id=thread["object_id"], thread_id=thread["id"]).status_code
+        == 400
+    )
+    by_thread = get(emu, "/comment/", thread_id=thread["id"]).json()["data"]
+    by_object = get(emu, "/comment/", object_id=thread["object_id"]).json()["data"]
+    assert len(by_thread) == thread["num_comments"] and by_thread == by_object
+    assert "created_at" in by_thread[0] and "date_created" not in by_thread[0]
+    picked = get(emu, "/comment_thread/", object_ids=thread["object_id"]).json()["data"]
+    assert [t["id"] for t in picked] == [thread["id"]]
+
+    me = get(emu, "/me/").json()["id"]
+    mine = get(emu, "/send_as/").json()["data"]
+    assert mine and all(s["allowing_user_id"] == me for s in mine)
+    allowed = get(emu, "/send_as/", allowed_user_id=me).json()["data"]
+    assert allowed and all(s["allowed_user_id"] == me for s in allowed)
+    assert {s["id"] for s in mine + allowed} < emu.truth("send_as")  # others' are hidden
+    other = next(u["id"] for u in emu.records("users") if u["id"] != me)
+    assert get(emu, "/send_as/", allowing_user_id=other).status_code == 400
+
+
+def test_denied_and_plan_limited() -> None:
+    with CloseEmulator(n_leads=3, denied=("webhook", "export"), plan_limited=("dialer",)) as e:
+        r = get(e, "/webhook/")
+        assert r.status_code == 403 and r.json() == {"error": "Not allowed"}
+        assert get(e, "/dialer/").status_code == 402
+        assert (
+            session(e).post(e.api_url + "/export/lead/", json={"format": "json"}).status_code == 403
+        )
+        assert get(e, "/group/").status_code == 200
+
+
+def test_lead_export_lifecycle(fresh: CloseEmulator) -> None:
+    s = session(fresh)
+    r = s.post(fresh.api_url + "/export/lead/", json={"format": "json", "type": "leads"})
+    assert r.status_code == 200
+    export = r.json()
+    assert export["id"].startswith("expo_") and export["status"] == "created"
+    statuses = []
+    for _ in range(3):
+        export = get(fresh, f"/export/{export['id']}/").json()
+        statuses.append(export["status"])
+    assert statuses == ["in_progress", "done", "done"]
+    assert export["download_url"].startswith(fresh.url + "/_download/")
+    raw = requests.get(export["download_url"], timeout=5, stream=True)
+    assert raw.headers["Content-Encoding"] == "gzip"
+    leads = json.loads(gzip.decompress(raw.raw.read()))
+    assert {ld["id"] for ld in leads} == fresh.truth("leads")
+    assert any(ld["contacts"] for ld in leads) and any(ld["opportunities"] for ld in leads)
+    assert any(k.startswith("custom.cf_") for ld in leads for k in ld)
+    listed = get(fresh, "/export/").json()["data"]
+    assert [x["id"] for x in listed] == [export["id"]]
+    bad = s.post(fresh.api_url + "/export/lead/", json={"type": "leads"})
+    assert bad.status_code == 400
+    assert s.post(fresh.api_url + "/lead/", json={}).status_code == 405
+
+
+def test_delete_object_logs_event(fresh: CloseEmulator) -> None:
+    hook = sorted(fresh.truth("webhooks"))[0]
+    fresh.delete_object("webhooks", hook)
+    assert (
+        hook not in fresh.truth("webhooks") and get(fresh, f"/webhook/{hook}/").status_code == 404
+    )
+    ev = fresh.events[-1]
+    assert (ev["object_type"], ev["action"], ev["object_id"]) == ("webhook", "deleted", hook)
+    assert ev["previous_data"]["id"] == hook and ev["data"] is None
+    thread = fresh.records("comment_threads")[0]
+    fresh.delete_object("comment_thread", thread["id"])
+    assert not {c["id"] for c in fresh.records("comments") if c["thread_id"] == thread["id"]}
+    assert fresh.events[-1]["object_type"] == "comment"
+
+
+def test_event_history_option() -> None:
+    with CloseEmulator(n_leads=5, event_history=20) as e:
+        events = e.events
+        assert len(events) == 20
+        stamps = [ev["date_updated"] for ev in events]
+        assert stamps == sorted(stamps)
+        rows = get(e, "/event/", _limit=50).json()["data"]
+        assert [r["id"] for r in rows] == [ev["id"] for ev in reversed(events)]

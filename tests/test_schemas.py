@@ -1,4 +1,7 @@
-"""Stream schemas against Close's documented example responses, and the custom field helpers."""
+"""Stream schemas against Close's documented example responses, and their static shape.
+
+Helpers here are shared by the other tests/test_schemas_*.py files.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -17,30 +20,142 @@ from jsonschema import Draft202012Validator
 from tap_close import schemas
 from tap_close.schemas import (
     custom_field_column,
-    custom_field_properties,
-    custom_field_property,
     datetime_properties,
     with_custom_fields,
 )
 
 EXAMPLES_DIR = Path(os.environ.get("CLOSE_EXAMPLES_DIR", "/work/shared/reference/close-examples"))
 
-# schema name -> [(examples file, endpoint paths or None for all, custom field definitions file)]
-CASES: dict[str, list[tuple[str, set[str] | None, str | None]]] = {
-    "LEAD": [("leads.json", None, "custom-fields-lead.json")],
-    "CONTACT": [("contacts.json", None, "custom-fields-contact.json")],
-    "OPPORTUNITY": [("opportunities.json", None, "custom-fields-opportunity.json")],
+
+class Source(NamedTuple):
+    """Where a schema's example objects are in Close's examples."""
+
+    file: str
+    paths: set[str] | None = None  # endpoint paths; None: all of the file
+    defs: str | None = None  # custom field definitions file
+    nested: str | None = None  # the objects are the items of this key of each example object
+    only_type: str | None = None  # keep only objects with this ``_type``
+
+
+def activity_sources(file: str, close_type: str, defs: str | None = None) -> list[Source]:
+    """An activity type's own examples plus those of the generic /activity/ list."""
+    return [Source(file, defs=defs), Source("activities.json", only_type=close_type, defs=defs)]
+
+
+ME = {"/me/"}
+
+# schema name -> where its examples are
+CASES: dict[str, list[Source]] = {
+    "LEAD": [Source("leads.json", defs="custom-fields-lead.json")],
+    "CONTACT": [Source("contacts.json", defs="custom-fields-contact.json")],
+    "OPPORTUNITY": [Source("opportunities.json", defs="custom-fields-opportunity.json")],
     # /me/ (organizations as full objects) and /user/availability/ are other shapes.
-    "USER": [("users.json", {"/user/", "/user/{id}/"}, None)],
-    "LEAD_STATUS": [("lead-statuses.json", None, None)],
-    "OPPORTUNITY_STATUS": [("opportunity-statuses.json", None, None)],
-    "PIPELINE": [("pipelines.json", None, None)],
-    "CUSTOM_FIELD": [
-        (f"custom-fields-{kind}.json", None, None)
-        for kind in ("lead", "contact", "opportunity", "activity", "shared", "custom-object")
+    "USER": [Source("users.json", {"/user/", "/user/{id}/"})],
+    "LEAD_STATUS": [
+        Source("lead-statuses.json"),
+        Source("organizations.json", nested="lead_statuses"),
     ],
+    "OPPORTUNITY_STATUS": [Source("opportunity-statuses.json")],
+    "PIPELINE": [Source("pipelines.json"), Source("organizations.json", nested="pipelines")],
+    "CUSTOM_FIELD": [
+        *(
+            Source(f"custom-fields-{kind}.json")
+            for kind in ("lead", "contact", "opportunity", "activity", "shared", "custom-object")
+        ),
+        Source("custom-activity-types.json", nested="fields"),
+        Source("custom-object-types.json", nested="fields"),
+        Source("custom-object-types.json", nested="back_reference_fields"),
+    ],
+    # -- activities
+    "CALL_ACTIVITY": activity_sources("activities-call.json", "Call"),
+    "EMAIL_ACTIVITY": activity_sources("activities-email.json", "Email"),
+    "EMAIL_THREAD_ACTIVITY": activity_sources("activities-emailthread.json", "EmailThread"),
+    "NOTE_ACTIVITY": activity_sources("activities-note.json", "Note"),
+    "MEETING_ACTIVITY": activity_sources("activities-meeting.json", "Meeting"),
+    "SMS_ACTIVITY": activity_sources("activities-sms.json", "SMS"),
+    "WHATSAPP_MESSAGE_ACTIVITY": activity_sources(
+        "activities-whatsapp-message.json", "WhatsAppMessage"
+    ),
+    "CREATED_ACTIVITY": activity_sources("activities-created.json", "Created"),
+    "IMPORT_UPDATE_ACTIVITY": activity_sources("activities-import-update.json", "ImportUpdate"),
+    "LEAD_STATUS_CHANGE_ACTIVITY": activity_sources(
+        "activities-lead-status-change.json", "LeadStatusChange"
+    ),
+    "OPPORTUNITY_STATUS_CHANGE_ACTIVITY": activity_sources(
+        "activities-opportunity-status-change.json", "OpportunityStatusChange"
+    ),
+    "TASK_COMPLETED_ACTIVITY": activity_sources("activities-task-completed.json", "TaskCompleted"),
+    "LEAD_MERGE_ACTIVITY": activity_sources("activities-lead-merge.json", "LeadMerge"),
+    "FORM_SUBMISSION_ACTIVITY": activity_sources(
+        "activities-form-submission.json", "FormSubmission"
+    ),
+    "CUSTOM_ACTIVITY": activity_sources(
+        "activities-custom.json", "CustomActivity", "custom-fields-activity.json"
+    ),
+    # -- tasks, events, custom activity types
+    "TASK": [Source("tasks.json")],
+    "EVENT": [Source("events.json")],
+    "CUSTOM_ACTIVITY_TYPE": [Source("custom-activity-types.json")],
+    # -- the other objects
+    "ORGANIZATION": [
+        Source("organizations.json"),
+        Source("users.json", ME, nested="organizations"),
+    ],
+    "MEMBERSHIP": [
+        Source("organizations.json", nested="memberships"),
+        Source("organizations.json", nested="inactive_memberships"),
+        Source("users.json", ME, nested="memberships"),
+    ],
+    "GROUP": [Source("groups.json")],
+    "ROLE": [Source("roles.json")],
+    "SMART_VIEW": [Source("smart-views.json")],
+    # /email_template/{id}/render/ is a rendering, another shape.
+    "EMAIL_TEMPLATE": [
+        Source("email-templates.json", {"/email_template/", "/email_template/{id}/"}),
+    ],
+    "SMS_TEMPLATE": [Source("sms-templates.json")],
+    "SEQUENCE": [Source("sequences.json")],
+    "SEQUENCE_SUBSCRIPTION": [Source("sequence-subscriptions.json")],
+    "OUTCOME": [Source("outcomes.json")],
+    "PLAYBOOK": [Source("playbooks.json")],
+    "PHONE_NUMBER": [
+        Source("phone-numbers.json"),
+        Source("users.json", ME, nested="phone_numbers"),
+    ],
+    # /blocked_phone_number/settings/ is the organization's settings, another shape.
+    "BLOCKED_PHONE_NUMBER": [
+        Source(
+            "blocked-phone-numbers.json",
+            {"/blocked_phone_number/", "/blocked_phone_number/{id}/"},
+        )
+    ],
+    "CONNECTED_ACCOUNT": [
+        Source("connected-accounts.json"),
+        Source("users.json", ME, nested="email_accounts"),
+    ],
+    "DIALER": [Source("dialers.json")],
+    "SEND_AS": [Source("send-as.json")],
+    "SCHEDULING_LINK": [Source("scheduling-links.json")],  # user and shared links
+    "SHARED_CUSTOM_FIELD": [Source("custom-fields-shared.json")],
+    "CUSTOM_OBJECT_TYPE": [Source("custom-object-types.json")],
+    # No definitions: Close's examples reuse field ids across resources, and none of its
+    # definitions of these ids matches the values (single ids vs multiple values), so the
+    # values stay free-form (unknown fields) here.
+    "CUSTOM_OBJECT": [Source("custom-objects.json")],
+    "COMMENT_THREAD": [Source("comments.json", {"/comment_thread/", "/comment_thread/{id}/"})],
+    "COMMENT": [Source("comments.json", {"/comment/", "/comment/{id}/"})],
+    "INTEGRATION_LINK": [Source("integration-links.json")],
+    "WEBHOOK": [Source("webhooks.json")],
+    "BULK_ACTION_EMAIL": [Source("bulk-actions-email.json")],
+    "BULK_ACTION_EDIT": [Source("bulk-actions-edit.json")],
+    "BULK_ACTION_DELETE": [Source("bulk-actions-delete.json")],
+    "BULK_ACTION_SEQUENCE_SUBSCRIPTION": [Source("bulk-actions-sequence-subscriptions.json")],
+    "UNSUBSCRIBED_EMAIL": [Source("unsubscribed-emails.json")],
 }
 STREAM_SCHEMAS: dict[str, dict[str, Any]] = {name: getattr(schemas, name) for name in CASES}
+
+KEYS = {"UNSUBSCRIBED_EMAIL": "email"}  # the stream's key property; "id" otherwise
+NOT_EMITTED = {"WEBHOOK": {"signature_key"}}  # example keys the schema leaves out on purpose
 
 NAIVE_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?")
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
@@ -85,6 +200,18 @@ def definitions(name: str | None) -> list[dict[str, Any]]:
     return [obj for _, obj in example_objects(name, None)] if name else []
 
 
+def source_objects(source: Source) -> list[tuple[str, dict[str, Any]]]:
+    """(label, object) for the example objects of one Source."""
+    found = []
+    for label, obj in example_objects(source.file, source.paths):
+        if source.nested:
+            items = obj.get(source.nested) or []
+            found += [(f"{label} .{source.nested}[{i}]", item) for i, item in enumerate(items)]
+        elif source.only_type is None or obj.get("_type") == source.only_type:
+            found.append((label, obj))
+    return found
+
+
 def assume_utc(value: Any, schema: dict[str, Any]) -> Any:
     """Append "+00:00" to naive date-time strings at any depth the schema types as date-time."""
     if isinstance(value, str) and schema.get("format") == "date-time":
@@ -120,11 +247,11 @@ def normalise(
 
 
 OBJECTS = [
-    pytest.param(schema_name, obj, defs_file, id=f"{schema_name}: {label}")
-    for schema_name, files in CASES.items()
-    for examples_file, paths, defs_file in files
-    if (EXAMPLES_DIR / examples_file).exists()
-    for label, obj in example_objects(examples_file, paths)
+    pytest.param(schema_name, obj, source.defs, id=f"{schema_name}: {label}")
+    for schema_name, sources in CASES.items()
+    for source in sources
+    if (EXAMPLES_DIR / source.file).exists()
+    for label, obj in source_objects(source)
 ]
 
 needs_examples = pytest.mark.skipif(
@@ -179,7 +306,8 @@ def test_example_fields_all_declared(
     schema_name: str, obj: dict[str, Any], defs_file: str | None
 ) -> None:
     """No field of Close's examples is silently dropped, nested ones included."""
-    assert missing_keys(obj, STREAM_SCHEMAS[schema_name]) == []
+    expected = [f".{key}" for key in NOT_EMITTED.get(schema_name, set()) if key in obj]
+    assert missing_keys(obj, STREAM_SCHEMAS[schema_name]) == expected
 
 
 @needs_examples
@@ -224,9 +352,10 @@ def test_schema_is_valid_draft_2020_12(schema_name: str) -> None:
 @pytest.mark.parametrize("schema_name", CASES)
 def test_every_property_nullable_except_id(schema_name: str) -> None:
     schema = STREAM_SCHEMAS[schema_name]
-    assert schema["required"] == ["id"]
+    key = KEYS.get(schema_name, "id")
+    assert schema["required"] == [key]
     for path, name, prop in walk_properties(schema):
-        if name == "id":
+        if name == "id" or (not path and name == key):
             assert not Draft202012Validator(prop).is_valid(None), f"{path}.id"
         else:
             assert Draft202012Validator(prop).is_valid(None), f"{path}.{name}"
@@ -241,8 +370,13 @@ def test_every_property_typed_and_no_custom_keys(schema_name: str) -> None:
 
 def test_embedded_objects_match_stream_objects() -> None:
     lead = schemas.LEAD["properties"]
-    assert lead["contacts"]["items"]["properties"] == schemas.CONTACT["properties"]
-    assert lead["opportunities"]["items"]["properties"] == schemas.OPPORTUNITY["properties"]
+    for embedded, stream in (
+        ("contacts", schemas.CONTACT),
+        ("opportunities", schemas.OPPORTUNITY),
+        ("tasks", schemas.TASK),  # open tasks only, but any task type
+    ):
+        own = {k: v for k, v in stream["properties"].items() if k != "_sdc_deleted_at"}
+        assert lead[embedded]["items"]["properties"] == own
     assert set(lead) >= {"addresses", "tasks", "integration_links", "contact_ids"}
     assert "lead_id" in schemas.CONTACT["properties"]
 
@@ -263,145 +397,3 @@ def test_datetime_properties() -> None:
     extended = with_custom_fields(schemas.LEAD, [{"id": "cf_at", "type": "datetime"}])
     assert "custom_cf_at" in datetime_properties(extended)
     assert "custom_cf_at" not in schemas.LEAD["properties"]  # copy, original untouched
-
-
-# -- Custom fields ----------------------------------------------------------------------------
-
-VALUES: dict[str, tuple[Any, Any]] = {  # Close type: (a valid value, an invalid value)
-    "text": ("hello", 5),
-    "textarea": ("line 1\nline 2", 5),
-    "choices": ("Cars", 5),
-    "user": ("user_x", 5),
-    "contact": ("cont_x", 5),
-    "custom_object": ("custo_x", 5),
-    "number": (12.5, "12.5"),
-    "date": ("2014-06-12", "12/06/2014"),
-    "datetime": ("2014-06-27T22:00:00-08:00", "2014-06-27"),
-}
-
-
-def definition(close_type: str | None, **extra: Any) -> dict[str, Any]:
-    return {"id": "cf_abc", "name": "Deal size", "type": close_type, **extra}
-
-
-def test_custom_field_column() -> None:
-    assert schemas.CUSTOM_PREFIX == "custom_"
-    assert custom_field_column("cf_abc") == "custom_cf_abc"
-
-
-@pytest.mark.parametrize("close_type", VALUES)
-def test_custom_field_types(close_type: str) -> None:
-    good, bad = VALUES[close_type]
-    schema = custom_field_property(definition(close_type))
-    Draft202012Validator.check_schema(schema)
-    check = validator(schema)
-    assert check.is_valid(good)
-    assert check.is_valid(None)
-    assert not check.is_valid(bad)
-    assert not check.is_valid([good])
-
-
-@pytest.mark.parametrize(
-    ("close_type", "expected"),
-    [
-        ("text", {"type": ["string", "null"]}),
-        ("number", {"type": ["number", "null"]}),
-        ("date", {"type": ["string", "null"], "format": "date"}),
-        ("datetime", {"type": ["string", "null"], "format": "date-time"}),
-    ],
-)
-def test_custom_field_schema_shape(close_type: str, expected: dict[str, Any]) -> None:
-    schema = custom_field_property(definition(close_type))
-    assert {k: v for k, v in schema.items() if k in ("type", "format")} == expected
-
-
-@pytest.mark.parametrize("close_type", ["hidden", "some_future_type", None])
-def test_custom_field_free_form(close_type: str | None) -> None:
-    schema = custom_field_property(definition(close_type))
-    assert set(schema["type"]) == {"object", "array", "string", "number", "boolean", "null"}
-    assert set(schema) == {"type", "title", "description"}
-    for value in (None, "x", 1, True, [1, "a"], {"any": {"json": None}}):
-        assert validator(schema).is_valid(value)
-
-
-@pytest.mark.parametrize("close_type", ["choices", "user", "contact", "custom_object"])
-def test_custom_field_multiple_values(close_type: str) -> None:
-    good, bad = VALUES[close_type]
-    schema = custom_field_property(definition(close_type, accepts_multiple_values=True))
-    assert schema["type"] == ["array", "null"]
-    check = validator(schema)
-    assert check.is_valid([good, good])
-    assert check.is_valid([])
-    assert check.is_valid(None)
-    assert not check.is_valid(good)
-    assert not check.is_valid([bad])
-    assert "multiple values" in schema["description"]
-
-
-def test_custom_field_title_and_description() -> None:
-    schema = custom_field_property(definition("number", description="Seats in the deal"))
-    assert schema["title"] == "Deal size"
-    assert (
-        schema["description"]
-        == "Close custom field 'Deal size' (number, id cf_abc). Seats in the deal"
-    )
-    no_description = custom_field_property(definition("text", description=None))
-    assert no_description["description"] == "Close custom field 'Deal size' (text, id cf_abc)."
-
-
-@pytest.mark.parametrize(
-    ("old", "new", "values"),
-    [
-        ("number", "text", [3, 3.5, "three", None]),
-        ("text", "number", [3, "three", None]),
-        ("date", "datetime", ["2014-06-12", "2014-06-27T22:00:00-08:00", None]),
-        ("choices", "user", ["Cars", "user_x", None]),
-    ],
-)
-def test_custom_field_type_change_widens(old: str, new: str, values: list[Any]) -> None:
-    schema = custom_field_property(definition(old, converting_to_type=new))
-    assert "null" in schema["type"]
-    assert all(validator(schema).is_valid(value) for value in values)
-    assert f"converting to {new}" in schema["description"]
-
-
-def test_custom_field_type_change_to_hidden_is_free_form() -> None:
-    schema = custom_field_property(definition("text", converting_to_type="hidden"))
-    assert "object" in schema["type"] and "format" not in schema
-    assert validator(schema).is_valid({"a": 1})
-
-
-def test_custom_field_type_change_multiple_values() -> None:
-    schema = custom_field_property(
-        definition("choices", converting_to_type="user", accepts_multiple_values=True)
-    )
-    assert schema["type"] == ["array", "null"]
-    assert validator(schema).is_valid(["Cars", "user_x"])
-
-
-def test_custom_field_properties() -> None:
-    props = custom_field_properties(
-        [
-            definition("text"),
-            {"name": "no id", "type": "text"},
-            {**definition("date"), "id": "cf_d"},
-        ]
-    )
-    assert list(props) == ["custom_cf_abc", "custom_cf_d"]
-    assert props["custom_cf_d"]["format"] == "date"
-
-
-@needs_examples
-@pytest.mark.parametrize(
-    "defs_file",
-    [f"custom-fields-{kind}.json" for kind in ("lead", "contact", "opportunity", "activity")]
-    + ["custom-fields-shared.json", "custom-fields-custom-object.json"],
-)
-def test_custom_field_properties_for_close_definitions(defs_file: str) -> None:
-    defs = definitions(defs_file)
-    props = custom_field_properties(defs)
-    assert set(props) == {custom_field_column(d["id"]) for d in defs}
-    for schema in props.values():
-        Draft202012Validator.check_schema(schema)
-        assert validator(schema).is_valid(None)
-        assert schema["title"]

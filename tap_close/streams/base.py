@@ -50,6 +50,7 @@ class CloseStream(Stream):
     use_fields_param: ClassVar[bool] = False
 
     _tap: TapClose
+    _replaying = False  # True while replaying events (older records: no bookmark change)
 
     @property
     def client(self) -> CloseClient:
@@ -177,6 +178,8 @@ class IncrementalStream(CloseStream):
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
         """Also remember the ids at the bookmark, so the next run does not repeat them."""
+        if self._replaying:
+            return
         state = self.get_context_state(context)
         before = state.get("replication_key_value")
         super()._increment_stream_state(latest_record, context=context)

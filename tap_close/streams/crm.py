@@ -7,13 +7,19 @@ from typing import TYPE_CHECKING, Any
 
 from tap_close import schemas
 from tap_close.streams.base import CloseStream, IncrementalStream
+from tap_close.streams.changes import EventReplay
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 
-class LeadsStream(IncrementalStream):
-    """`/lead/` via the search `query` (minute precision) sorted by `date_updated`."""
+class LeadsStream(EventReplay, IncrementalStream):
+    """`/lead/` via the search `query` (minute precision) sorted by `date_updated`.
+
+    Its event replay also carries the contacts' tombstones (contacts are emitted here).
+    """
+
+    event_object_types = ("lead", "contact")
 
     name = "leads"
     path = "/lead/"
@@ -37,6 +43,14 @@ class LeadsStream(IncrementalStream):
         if self.replication_key not in fields:
             fields.append(self.replication_key)
         return fields
+
+    def route(self, event: dict, row: dict) -> dict | None:
+        if event.get("object_type") != "contact":
+            return row
+        contacts = self._tap.streams.get("contacts")
+        if isinstance(contacts, ContactsStream) and contacts.selected:
+            contacts.emit(row)
+        return None
 
     def get_child_context(self, record: dict, context: Context | None) -> dict:
         return {"lead": record}
@@ -74,20 +88,25 @@ class ContactsStream(CloseStream):
     _schema_written = False
 
     def emit_from_lead(self, lead: dict) -> None:
+        for contact in lead.get("contacts") or []:
+            self.emit({**contact, "lead_id": lead.get("id")})
+
+    def emit(self, contact: dict) -> None:
         if not self._schema_written:
             self._write_schema_message()
             self._schema_written = True
-        for contact in lead.get("contacts") or []:
-            row = self.post_process({**contact, "lead_id": lead.get("id")})
-            if row is not None:
-                self._write_record_message(row)
+        row = self.post_process(contact)
+        if row is not None:
+            self._write_record_message(row)
 
     def get_records(self, context: Context | None) -> list[dict]:
         return []  # records are written by the leads pass
 
 
-class OpportunitiesStream(IncrementalStream):
+class OpportunitiesStream(EventReplay, IncrementalStream):
     """`/opportunity/` with `date_updated__gte` and `_order_by=date_updated`."""
+
+    event_object_types = ("opportunity",)
 
     name = "opportunities"
     path = "/opportunity/"

@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate-limit", type=_rate, default=None, metavar="LIMIT/SECONDS")
     p.add_argument("--fault-rate", type=float, default=0.0)
     p.add_argument("--fault-seed", type=int, default=0)
+    p.add_argument("--event-history", type=int, default=0, help="pre-seeded past events")
     args = p.parse_args(argv)
 
     emu = CloseEmulator(
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit=args.rate_limit,
         fault_rate=args.fault_rate,
         fault_seed=args.fault_seed,
+        event_history=args.event_history,
         host=args.host,
         port=args.port,
     )

@@ -7,26 +7,23 @@ import binascii
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
-from .data import Dataset
-from .timeutil import fmt_aware, fmt_naive, parse_dt
+from .api_activity import ActivityRoutes
+from .api_objects import ObjectRoutes
+from .apibase import (
+    DATE_OPS,
+    ApiError,
+    Obj,
+    Page,
+    Result,
+    _compare,
+    project,
+)
+from .timeutil import fmt_aware, parse_dt
 
-Obj = dict[str, Any]
+__all__ = ["DATE_OPS", "Api", "ApiError", "Page", "Result", "project"]
 
-DEFAULT_MAX_LIMIT = {
-    "lead": 200,
-    "contact": 100,
-    "opportunity": 250,
-    "user": 100,
-    "custom_field": 1000,
-    "event": 50,
-}
-OTHER_MAX_LIMIT = 100
-DEFAULT_MAX_SKIP = 250_000
 CF_TYPES = ("lead", "contact", "opportunity")
-DATE_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 ORDER_KEYS = ("date_updated", "date_created", "date_won", "value", "confidence")
 
 # lead `query` clauses: date_updated >= "2024-01-01T00:00", sort:-date_updated
@@ -35,36 +32,6 @@ _CLAUSE = re.compile(
     r'(?:"([^"]*)"|(\S+))'
 )
 _SORT = re.compile(r"\bsort:\s*(-?)(date_updated|date_created|updated|created)\b")
-
-
-@dataclass
-class Page:
-    """A list response; `encode` reuses cached JSON of unprojected items."""
-
-    items: list[Obj]
-    extra: Obj = field(default_factory=dict)  # has_more, total_results, cursor_next, ...
-    cached: bool = True
-
-
-Result = Obj | Page
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _compare(value: str, op: str, bound: str) -> bool:
-    # Close timestamps of one kind share a fixed format, so string order == time order.
-    if op == ">":
-        return value > bound
-    if op == ">=":
-        return value >= bound
-    if op == "<":
-        return value < bound
-    return value <= bound
 
 
 def _field(name: str) -> str:
@@ -86,119 +53,8 @@ def _decode_cursor(cursor: str) -> Obj:
         raise ApiError(400, "Invalid cursor") from exc
 
 
-def project(obj: Obj, fields: list[str] | None) -> Obj:
-    """Apply `_fields`: keep `id`; `custom` = every `custom.*` key."""
-    if not fields:
-        return obj
-    out: Obj = {"id": obj["id"]} if "id" in obj else {}
-    for f in fields:
-        if f == "custom":
-            out.update((k, v) for k, v in obj.items() if k.startswith("custom."))
-        elif f in obj:
-            out[f] = obj[f]
-    return out
-
-
-class Api:
-    def __init__(
-        self,
-        data: Dataset,
-        max_skip: int | dict[str, int] | None = None,
-        max_limit: dict[str, int] | None = None,
-    ) -> None:
-        self.data = data
-        self.max_skip = max_skip
-        self.max_limit = {**DEFAULT_MAX_LIMIT, **(max_limit or {})}
-        self._json: dict[str, tuple[Obj, str]] = {}  # record id -> (object, its JSON)
-
-    def _dumps(self, obj: Obj) -> str:
-        """JSON of a stored object, cached while the object is unchanged (copy-on-write)."""
-        hit = self._json.get(obj["id"])
-        if hit is not None and hit[0] is obj:
-            return hit[1]
-        text = json.dumps(obj)
-        self._json[obj["id"]] = (obj, text)
-        return text
-
-    def encode(self, result: Result) -> bytes:
-        if not isinstance(result, Page):
-            return json.dumps(result).encode()
-        dump = self._dumps if result.cached else json.dumps
-        parts = ['{"data": [', ", ".join(dump(o) for o in result.items), "]"]
-        parts.extend(f", {json.dumps(k)}: {json.dumps(v)}" for k, v in result.extra.items())
-        parts.append("}")
-        return "".join(parts).encode()
-
-    # --- helpers ------------------------------------------------------------------------------
-
-    def skip_cap(self, group: str) -> int:
-        if self.max_skip is None:
-            return DEFAULT_MAX_SKIP
-        if isinstance(self.max_skip, int):
-            return self.max_skip
-        return self.max_skip.get(group, DEFAULT_MAX_SKIP)
-
-    def limit_cap(self, group: str) -> int:
-        return self.max_limit.get(group, OTHER_MAX_LIMIT)
-
-    @staticmethod
-    def _int(params: dict[str, str], name: str, default: int) -> int:
-        raw = params.get(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            value = int(raw)
-        except ValueError as exc:
-            raise ApiError(400, f"{name} must be an integer") from exc
-        if value < 0:
-            raise ApiError(400, f"{name} must be a non-negative integer")
-        return value
-
-    def _limit(self, group: str, params: dict[str, str], default: int = 100) -> int:
-        cap = self.limit_cap(group)
-        limit = self._int(params, "_limit", min(default, cap))
-        if limit > cap:
-            raise ApiError(400, f"_limit must be at most {cap}")
-        return limit
-
-    def _page(
-        self, group: str, items: list[Obj], params: dict[str, str], total: bool = False
-    ) -> Page:
-        limit = self._limit(group, params)
-        skip = self._int(params, "_skip", 0)
-        cap = self.skip_cap(group)
-        if skip > cap:
-            raise ApiError(
-                400,
-                "The skip you set is larger than the maximum skip for this "
-                f"resource (max_skip = {cap}). Please refine your search query.",
-            )
-        fields = self._fields(params)
-        page = items[skip : skip + limit]
-        extra: Obj = {"has_more": skip + len(page) < len(items)}
-        if total:
-            extra["total_results"] = len(items)
-        if fields:
-            return Page([project(o, fields) for o in page], extra, cached=False)
-        return Page(page, extra)
-
-    @staticmethod
-    def _fields(params: dict[str, str]) -> list[str] | None:
-        raw = params.get("_fields")
-        return [f.strip() for f in raw.split(",") if f.strip()] if raw else None
-
-    @staticmethod
-    def _bound(name: str, value: str, naive: bool = False) -> str:
-        try:
-            dt = parse_dt(value)
-        except ValueError as exc:
-            raise ApiError(400, f"Invalid datetime for {name}: {value!r}") from exc
-        return fmt_naive(dt) if naive else fmt_aware(dt)
-
-    def _one(self, obj: Obj | None, params: dict[str, str]) -> Obj:
-        if obj is None:
-            raise ApiError(404, "Empty query: Document does not exist.")
-        return project(obj, self._fields(params))
+class Api(ActivityRoutes, ObjectRoutes):
+    """All GET routes; route groups live in mixins over ApiBase."""
 
     # --- routing ------------------------------------------------------------------------------
 
@@ -207,11 +63,33 @@ class Api:
         seg = [s for s in path.split("/") if s]
         if not seg:
             raise ApiError(404, "Not found")
+        self._gate(seg[0])
         with self.data.lock:
             route = self._routes().get(seg[0])
             if route is None:
                 raise ApiError(404, "Not found")
             return route(seg[1:], params)
+
+    def handle_post(self, path: str, params: dict[str, str], body: bytes) -> Result:
+        """POST: only /export/lead/ (everything else is read-only here)."""
+        seg = [s for s in path.split("/") if s]
+        if not seg or seg[0] != "export":
+            raise ApiError(405, "Method not allowed (the emulator is read-only)")
+        self._gate(seg[0])
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise ApiError(400, "Request body must be JSON") from exc
+        if not isinstance(payload, dict):
+            raise ApiError(400, "Request body must be a JSON object")
+        with self.data.lock:
+            return self.create_export(seg[1:], payload)
+
+    def _gate(self, first: str) -> None:
+        if first in self.denied:
+            raise ApiError(403, "Not allowed")
+        if first in self.plan_limited:
+            raise ApiError(402, "This feature is not available on your current plan")
 
     def _routes(self) -> dict[str, Callable[[list[str], dict[str, str]], Result]]:
         return {
@@ -226,6 +104,8 @@ class Api:
             "custom_field": self._custom_fields,
             "custom_field_schema": self._schema,
             "event": self._events,
+            **self.activity_routes(),
+            **self.object_routes(),
         }
 
     def _me(self, rest: list[str], params: dict[str, str]) -> Result:
@@ -327,6 +207,13 @@ class Api:
         return Page([project(p, fields) for p in self.data.pipelines], cached=False)  # no has_more
 
     def _custom_fields(self, rest: list[str], params: dict[str, str]) -> Result:
+        if rest and rest[0] == "activity":
+            return self.activity_custom_fields(rest[1:], params)
+        if rest and rest[0] in ("shared", "custom_object_type"):
+            stream = (
+                "shared_custom_fields" if rest[0] == "shared" else "custom_object_custom_fields"
+            )
+            return self.objects_of(stream, rest[1:], params)
         if not rest or rest[0] not in CF_TYPES:
             raise ApiError(404, "Not found")
         defs = self.data.cfields[rest[0]]
@@ -335,6 +222,8 @@ class Api:
         return self._page("custom_field", defs, params)
 
     def _schema(self, rest: list[str], params: dict[str, str]) -> Result:
+        if len(rest) == 2 and rest[0] == "activity":
+            return self.activity_schema(rest[1])
         if len(rest) != 1 or rest[0] not in CF_TYPES:
             raise ApiError(404, "Not found")
         return self.data.schema(rest[0])
@@ -344,7 +233,8 @@ class Api:
     def _events(self, rest: list[str], params: dict[str, str]) -> Result:
         events = self.data.events
         if rest:
-            return self._one(next((e for e in events if e["id"] == rest[0]), None), params)
+            found = next((e for e in events if e["id"] == rest[0]), None)
+            return self._one(self._payload(found) if found else None, params)
         if "_skip" in params:
             raise ApiError(400, "_skip is not supported for the event log; use _cursor")
         limit = self._limit("event", params, default=50)
@@ -392,7 +282,13 @@ class Api:
             _encode_cursor({"pos": next_pos, "b": bounds}) if next_pos is not None else None
         )
         return Page(
-            [project(e, fields) for e in page],
+            [project(self._payload(e), fields) for e in page],
             {"cursor_next": cursor_next, "cursor_previous": None},
             cached=False,
         )
+
+    def _payload(self, event: Obj) -> Obj:
+        """Hide data/previous_data like Close does for non-admin callers (event_payloads=False)."""
+        if self.event_payloads:
+            return event
+        return {**event, "data": None, "previous_data": None}

@@ -9,6 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import generate as g
+from .activities import STREAMS as ACTIVITY_STREAMS
+from .activities import ActivityStore
+from .objects import STREAMS as OBJECT_STREAMS
+from .objects import ObjectStore
 from .timeutil import Clock, fmt_aware, fmt_naive
 
 Obj = dict[str, Any]
@@ -24,6 +28,9 @@ STREAMS = (
     "lead_custom_fields",
     "contact_custom_fields",
     "opportunity_custom_fields",
+    *ACTIVITY_STREAMS,
+    *OBJECT_STREAMS,
+    "events",
 )
 
 
@@ -59,6 +66,8 @@ class Dataset:
         self._views: dict[str, Obj] = {}
         self._sorted: dict[str, list[str]] = {}
         self._generate_leads(rng, n_leads)
+        self.acts = ActivityStore(self, seed)
+        self.objects = ObjectStore(self, seed)
 
     # --- generation ---------------------------------------------------------------------------
 
@@ -184,7 +193,7 @@ class Dataset:
             "lead_statuses": [{"id": s["id"], "label": s["label"]} for s in self.lead_statuses],
             "pipelines": self.pipelines,
             "memberships": self.memberships,
-            "inactive_memberships": [],
+            "inactive_memberships": self.objects.inactive,
         }
 
     def me(self) -> Obj:
@@ -233,6 +242,12 @@ class Dataset:
                 out = self.opp_statuses
             elif stream == "pipelines":
                 out = self.pipelines
+            elif stream in ACTIVITY_STREAMS:
+                out = self.acts.records(stream)
+            elif stream in OBJECT_STREAMS:
+                out = self.objects.records(stream)
+            elif stream == "events":
+                out = self.events
             elif stream.endswith("_custom_fields"):
                 out = self.cfields[stream.removesuffix("_custom_fields")]
             else:
@@ -240,7 +255,8 @@ class Dataset:
             return copy.deepcopy(out)
 
     def truth(self, stream: str) -> set[str]:
-        return {r["id"] for r in self.records(stream)}
+        key = "email" if stream == "unsubscribed_emails" else "id"  # no ids on those
+        return {r[key] for r in self.records(stream)}
 
     # --- event log ----------------------------------------------------------------------------
 
@@ -256,8 +272,9 @@ class Dataset:
         data: Obj | None,
         previous: Obj | None,
         extra_meta: Obj | None = None,
+        at: datetime | None = None,
     ) -> None:
-        when = fmt_naive(self.clock.now())
+        when = fmt_naive(at or self.clock.now())
         meta = {"request_method": req["method"], "request_path": req["path"]}
         meta.update(extra_meta or {})
         self.events.append(
@@ -457,6 +474,7 @@ class Dataset:
                     data=self.opps[oid],
                     previous=None,
                 )
+            self.acts.add_activity("created", lead_id)
             return lead_id
 
     def add_contact(self, lead_id: str) -> str:
@@ -558,6 +576,7 @@ class Dataset:
                     previous=old,
                     extra_meta=meta,
                 )
+            self.acts.drop_lead(req, lead_id, meta)
             del self.leads[lead_id]
             self._views.pop(lead_id, None)
             self._sorted.clear()
@@ -620,7 +639,10 @@ class Dataset:
             self.lead_opps[destination_id] = self.lead_opps[destination_id] + moved_o
             self.lead_contacts[source_id], self.lead_opps[source_id] = [], []
             self._views.pop(source_id, None)
+            self.acts.move_lead(req, source_id, destination_id, meta)
+            source_name = self.leads[source_id]["display_name"]
             self.delete_lead(source_id, req, meta)
+            self.acts.add_merge_activity(req, source_id, source_name, destination_id, meta)
             self.leads[destination_id] = self._stamp(self.leads[destination_id])
             self._views.pop(destination_id, None)
             changed, prev = _diff(dest_view, self.lead_view(destination_id))
@@ -635,3 +657,72 @@ class Dataset:
                 previous=prev,
                 extra_meta=meta,
             )
+
+    # --- activities and tasks -----------------------------------------------------------------
+
+    def add_activity(self, kind: str, lead_id: str | None = None) -> str:
+        with self.lock:
+            return self.acts.add_activity(kind, lead_id)
+
+    def update_activity(self, activity_id: str) -> None:
+        with self.lock:
+            self.acts.update_activity(activity_id)
+
+    def delete_activity(self, activity_id: str) -> None:
+        with self.lock:
+            self.acts.delete_activity(activity_id)
+
+    def add_task(self, lead_id: str, task_type: str = "lead") -> str:
+        with self.lock:
+            return self.acts.add_task(lead_id, task_type)
+
+    def update_task(self, task_id: str) -> None:
+        with self.lock:
+            self.acts.update_task(task_id)
+
+    def complete_task(self, task_id: str) -> str:
+        with self.lock:
+            return self.acts.complete_task(task_id)
+
+    def delete_task(self, task_id: str) -> None:
+        with self.lock:
+            self.acts.delete_task(task_id)
+
+    def delete_object(self, kind: str, obj_id: str) -> None:
+        with self.lock:
+            self.objects.delete_object(kind, obj_id)
+
+    def seed_event_history(self, n: int) -> None:
+        """Pre-fill the log with `n` past events (last 29 days, up to 10 minutes ago), oldest
+        first; `data` is the object as it is now."""
+        rng = random.Random(f"history-{n}")
+        now = self.clock.now()
+        pool: list[tuple[str, Obj, str | None]] = [
+            ("lead", self.lead_view(i), i) for i in self.sorted_ids("lead")
+        ]
+        pool += [("contact", c, c["lead_id"]) for c in self.contact_list()]
+        pool += [("opportunity", o, o["lead_id"]) for o in self.opp_list()]
+        pool += [(self.acts.event_type_of(a), a, a["lead_id"]) for a in self.acts.newest_first()]
+        pool += [(f"task.{t['_type']}", t, t["lead_id"]) for t in self.acts.task_list()]
+        if not pool:
+            return
+        stamps = sorted(
+            now - timedelta(days=29) + timedelta(seconds=rng.randint(0, 29 * 86400 - 600))
+            for _ in range(n)
+        )
+        with self.lock:
+            for at in stamps:
+                otype, obj, lead_id = rng.choice(pool)
+                action = rng.choice(["created", "updated"])
+                req = self._req("POST" if action == "created" else "PUT", "/api/v1/")
+                self._event(
+                    req,
+                    otype,
+                    obj["id"],
+                    lead_id,
+                    action,
+                    changed=["date_updated"] if action == "updated" else [],
+                    data=obj,
+                    previous=None,
+                    at=at,
+                )

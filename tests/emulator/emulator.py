@@ -44,18 +44,31 @@ class CloseEmulator:
         slow_seconds: float = 3.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        event_payloads: bool = True,
+        denied: Iterable[str] = (),
+        plan_limited: Iterable[str] = (),
+        event_history: int = 0,
     ) -> None:
         self.api_key = api_key
         self.client_id = client_id
         self.client_secret = client_secret
         self.data = Dataset(seed, n_leads, n_users)
+        if event_history:
+            self.data.seed_event_history(event_history)
         self.oauth = TokenStore(
             client_id, client_secret, access_token_ttl, self.data.org_id, self.data.user_ids[0]
         )
         self.faults = FaultPlan(fault_rate, fault_seed, fault_kinds)
         limiter = RateLimiter(*rate_limit) if rate_limit else None
         self.engine = Engine(
-            Api(self.data, max_skip, max_limit),
+            Api(
+                self.data,
+                max_skip,
+                max_limit,
+                event_payloads=event_payloads,
+                denied=denied,
+                plan_limited=plan_limited,
+            ),
             self.oauth,
             self.faults,
             limiter,
@@ -79,6 +92,7 @@ class CloseEmulator:
                 daemon=True,
             )
             self._thread.start()
+            self.engine.api.base_url = self.url  # export download URLs
         return self
 
     def stop(self) -> None:
@@ -202,3 +216,32 @@ class CloseEmulator:
 
     def merge_leads(self, source_id: str, destination_id: str) -> None:
         self.data.merge_leads(source_id, destination_id)
+
+    # activities and tasks: kinds are the /activity/ endpoint names (ACTIVITY_KINDS)
+
+    def add_activity(self, kind: str, lead_id: str | None = None) -> str:
+        return self.data.add_activity(kind, lead_id)
+
+    def update_activity(self, activity_id: str) -> None:
+        self.data.update_activity(activity_id)
+
+    def delete_activity(self, activity_id: str) -> None:
+        self.data.delete_activity(activity_id)
+
+    def add_task(self, lead_id: str, _type: str = "lead") -> str:
+        return self.data.add_task(lead_id, _type)
+
+    def update_task(self, task_id: str) -> None:
+        self.data.update_task(task_id)
+
+    def complete_task(self, task_id: str) -> str:
+        """Complete a task; returns the id of the TaskCompleted activity it creates."""
+        return self.data.complete_task(task_id)
+
+    def delete_task(self, task_id: str) -> None:
+        self.data.delete_task(task_id)
+
+    def delete_object(self, kind: str, obj_id: str) -> None:
+        """Delete an org-level object; `kind` is a truth name ("webhooks"), API path ("webhook")
+        or event object_type. Unsubscribed emails are keyed by the email."""
+        self.data.delete_object(kind, obj_id)

@@ -107,7 +107,9 @@ class Engine:
         if path.startswith("/oauth2/"):
             reply = self._oauth(method, path, body, auth)
         elif is_api:
-            reply = self._api(method, path, params, auth)
+            reply = self._api(method, path, params, auth, body)
+        elif path.startswith("/_download/"):
+            reply = self._download(path)
         else:
             reply = json_reply(404, {"error": "Not found"})
         if fault == "truncate":
@@ -150,7 +152,17 @@ class Engine:
             return f"Unauthorized: {'expired' if status == 'expired' else 'invalid'} access token"
         return "Unauthorized: missing or unsupported Authorization header"
 
-    def _api(self, method: str, path: str, params: dict[str, str], auth: str) -> Reply:
+    def _download(self, path: str) -> Reply:
+        """A finished export's file, gzipped like Close's (presigned-style: no auth)."""
+        with self.api.data.lock:
+            blob = self.api.data.objects.download(path.rstrip("/").rsplit("/", 1)[-1])
+        if blob is None:
+            return json_reply(404, {"error": "Not found"})
+        return Reply(200, blob, [("Content-Encoding", "gzip")])
+
+    def _api(
+        self, method: str, path: str, params: dict[str, str], auth: str, body: bytes = b""
+    ) -> Reply:
         rest = path[len(API_PREFIX) :]
         group = next((s for s in rest.split("/") if s), "")
         key = (method, group)
@@ -167,13 +179,17 @@ class Engine:
         headers = [("RateLimit", header)]
         if error:
             return json_reply(401, {"error": error}, headers)
-        if method != "GET":
+        if method not in ("GET", "POST"):
             return json_reply(
                 405, {"error": "Method not allowed (the emulator is read-only)"}, headers
             )
         try:
             with self.api.data.lock:  # serialize under the lock: objects may change later
-                return Reply(200, self.api.encode(self.api.handle(rest, params)), headers)
+                if method == "POST":
+                    result = self.api.handle_post(rest, params, body)
+                else:
+                    result = self.api.handle(rest, params)
+                return Reply(200, self.api.encode(result), headers)
         except ApiError as exc:
             return json_reply(exc.status, {"error": exc.message}, headers)
 

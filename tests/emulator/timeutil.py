@@ -37,10 +37,11 @@ class Clock:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last = datetime(1970, 1, 1, tzinfo=UTC)
+        self.offset = timedelta(0)  # tests move "now" back to age mutations and events
 
     def now(self) -> datetime:
         with self._lock:
-            now = datetime.now(UTC)
+            now = datetime.now(UTC) + self.offset
             if now <= self._last:
                 now = self._last + timedelta(microseconds=1)
             self._last = now

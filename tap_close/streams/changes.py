@@ -1,0 +1,177 @@
+"""The event log as a change feed: tombstones for deletes, fresh copies of edited activities."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from tap_close.client import CloseAPIError, CloseClient
+from tap_close.streams.base import UTC, format_ts, parse_ts
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+    from singer_sdk.streams import Stream
+
+    from tap_close.tap import TapClose
+
+logger = logging.getLogger("tap-close.events")
+
+#: Close re-orders and consolidates events for a few minutes: re-read that much.
+SETTLE = dt.timedelta(minutes=5)
+RETENTION = dt.timedelta(days=30)
+EVENT_PAGE = 50
+KEPT_ACTIONS = ("deleted", "merged", "updated")
+
+
+def event_key(event: dict) -> str:
+    return f"{event.get('id')}@{event.get('date_updated')}"
+
+
+def iter_events(
+    client: CloseClient, since: dt.datetime, until: dt.datetime | None = None
+) -> Iterator[dict]:
+    """Walk `/event/` newest-first with `cursor_next` for date_updated in [since, until)."""
+    params: dict[str, Any] = {"date_updated__gte": since.isoformat(), "_limit": EVENT_PAGE}
+    if until:
+        params["date_updated__lt"] = until.isoformat()
+    while True:
+        body = client.get("/event/", params)
+        yield from body.get("data") or []
+        cursor = body.get("cursor_next")
+        if not cursor or not body.get("data"):
+            return
+        params = {"_cursor": cursor, "_limit": EVENT_PAGE}  # a cursor replaces the date filter
+
+
+class EventScan:
+    """Change events since a moment, read once per run and shared by every stream."""
+
+    def __init__(self, client: CloseClient) -> None:
+        self.client = client
+        self.since: dt.datetime | None = None
+        self.until = dt.datetime.now(UTC)
+        self._events: dict[str, dict] = {}
+
+    def events_since(self, start: dt.datetime) -> list[dict]:
+        """Deletes, merges and updates with date_updated >= start, oldest first, one per key."""
+        if self.since is None or start < self.since:
+            upper = self.since or None
+            for event in iter_events(self.client, start, upper):
+                if event.get("action") in KEPT_ACTIONS:
+                    self._events.setdefault(event_key(event), event)
+            self.since = start
+        found = [
+            e for e in self._events.values()
+            if (parse_ts(e.get("date_updated")) or self.until) >= start
+        ]
+        return sorted(found, key=lambda e: (parse_ts(e.get("date_updated")) or self.until))
+
+
+if TYPE_CHECKING:
+    _Base = Stream
+else:
+    _Base = object
+
+
+class EventReplay(_Base):
+    """Mixin for object streams: replay their events since the last run after the main pass.
+
+    State keeps `events_since` (this run's start) and the keys of events seen in the last
+    few minutes, so the overlap re-read never emits the same change twice.
+    """
+
+    #: Close event object types whose deletes (and edits, if replay_updates) land here.
+    event_object_types: ClassVar[tuple[str, ...]] = ()
+    replay_updates: ClassVar[bool] = False
+    _tap: TapClose
+    _replaying = False
+
+    def get_records(self, context: Context | None) -> Iterator[dict]:
+        yield from super().get_records(context)  # type: ignore[safe-super,misc]
+        yield from self.replay(context)
+
+    def owns(self, event: dict) -> bool:
+        return event.get("object_type") in self.event_object_types
+
+    def route(self, event: dict, row: dict) -> dict | None:
+        """Where a replayed row goes: returned rows are this stream's; None = written elsewhere."""
+        return row
+
+    def replay(self, context: Context | None) -> Iterator[dict]:
+        """Yield tombstones and refreshed records for this stream's events since last run."""
+        state = self.get_context_state(context)
+        previous = state.get("events")
+        run_start = self._tap.run_started
+        last = parse_ts((previous or {}).get("since"))
+        if previous and last:
+            since = last - SETTLE
+            if since < run_start - RETENTION:
+                self.logger.warning(
+                    "%s: the last run was before Close's 30-day event retention; deletes and "
+                    "edits older than %s cannot be recovered from the event log (run a full "
+                    "refresh of this stream to reconcile).",
+                    self.name, format_ts(run_start - RETENTION),
+                )
+            seen = set(previous.get("seen") or [])
+            self._replaying = True
+            try:
+                yield from self._replay_events(self._tap.event_scan.events_since(since), seen)
+            finally:
+                self._replaying = False
+        recent = run_start - SETTLE
+        keys = [event_key(e) for e in self._tap.event_scan.events_since(recent) if self.owns(e)]
+        state["events"] = {"since": format_ts(run_start), "seen": keys}
+
+    def _replay_events(self, events: list[dict], seen: set[str]) -> Iterator[dict]:
+        for event, row in self._changes(events, seen):
+            routed = self.route(event, row)
+            if routed is not None:
+                yield routed
+
+    def _changes(self, events: list[dict], seen: set[str]) -> Iterator[tuple[dict, dict]]:
+        done: set[str] = set()
+        for event in events:
+            if event_key(event) in seen or not self.owns(event):
+                continue
+            action = event.get("action")
+            oid = event.get("object_id")
+            if action == "merged":
+                oid = (event.get("meta") or {}).get("merge_source_lead_id")
+                if not oid or oid == event.get("object_id"):
+                    continue
+            if action in ("deleted", "merged") and self._tap.config.get("track_deletes", True):
+                if oid and oid not in done:
+                    done.add(oid)
+                    yield event, self.tombstone(event, oid)
+            elif action == "updated" and self.replay_updates and oid:
+                row = self.refreshed(event)
+                if row is not None:
+                    yield event, self.post_process(row) or row
+
+    def tombstone(self, event: dict, object_id: str) -> dict:
+        """The last known object (previous_data) marked with `_sdc_deleted_at`."""
+        previous = event.get("previous_data")
+        full = isinstance(previous, dict) and event.get("action") == "deleted"
+        row = dict(previous) if full else {}  # type: ignore[arg-type]
+        row["id"] = object_id
+        row = self.post_process(row) or row
+        when = parse_ts(event.get("date_updated")) or self._tap.run_started
+        row["_sdc_deleted_at"] = format_ts(when)
+        return row
+
+    def refreshed(self, event: dict) -> dict | None:
+        """The edited object: the event's full `data` when present, else a fresh GET."""
+        data = event.get("data")
+        if isinstance(data, dict) and data.get("id") and data.get("date_created"):
+            return dict(data)
+        try:
+            return self._tap.client.get(self.object_path(str(event["object_id"])))
+        except CloseAPIError as exc:
+            if exc.status == 404:
+                return None  # deleted since; its delete event follows
+            raise
+
+    def object_path(self, object_id: str) -> str:
+        raise NotImplementedError

@@ -1,0 +1,180 @@
+"""Shared pieces of the /api/v1 layer: Page, ApiError, `_fields` projection, paging helpers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .data import Dataset
+from .timeutil import fmt_aware, fmt_naive, parse_dt
+
+Obj = dict[str, Any]
+
+DEFAULT_MAX_LIMIT = {
+    "lead": 200,
+    "contact": 100,
+    "opportunity": 250,
+    "user": 100,
+    "custom_field": 1000,
+    "event": 50,
+    "task": 1000,  # Airbyte observed 1000 accepted on /task/
+}
+OTHER_MAX_LIMIT = 100
+DEFAULT_MAX_SKIP = 250_000
+DATE_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+@dataclass
+class Page:
+    """A list response; `encode` reuses cached JSON of unprojected items."""
+
+    items: list[Obj]
+    extra: Obj = field(default_factory=dict)  # has_more, total_results, cursor_next, ...
+    cached: bool = True
+
+
+Result = Obj | Page
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _compare(value: str, op: str, bound: str) -> bool:
+    # Close timestamps of one kind share a fixed format, so string order == time order.
+    if op == ">":
+        return value > bound
+    if op == ">=":
+        return value >= bound
+    if op == "<":
+        return value < bound
+    return value <= bound
+
+
+def project(obj: Obj, fields: list[str] | None) -> Obj:
+    """Apply `_fields`: keep `id`; `custom` = every `custom.*` key."""
+    if not fields:
+        return obj
+    out: Obj = {"id": obj["id"]} if "id" in obj else {}
+    for f in fields:
+        if f == "custom":
+            out.update((k, v) for k, v in obj.items() if k.startswith("custom."))
+        elif f in obj:
+            out[f] = obj[f]
+    return out
+
+
+class ApiBase:
+    """Request-independent helpers shared by every route group."""
+
+    def __init__(
+        self,
+        data: Dataset,
+        max_skip: int | dict[str, int] | None = None,
+        max_limit: dict[str, int] | None = None,
+        *,
+        event_payloads: bool = True,
+        denied: Iterable[str] = (),
+        plan_limited: Iterable[str] = (),
+    ) -> None:
+        self.data = data
+        self.denied = frozenset(denied)  # first path segments answering 403
+        self.plan_limited = frozenset(plan_limited)  # ... answering 402
+        self.max_skip = max_skip
+        self.max_limit = {**DEFAULT_MAX_LIMIT, **(max_limit or {})}
+        self.event_payloads = event_payloads
+        self._json: dict[str, tuple[Obj, str]] = {}  # record id -> (object, its JSON)
+
+    def _dumps(self, obj: Obj) -> str:
+        """JSON of a stored object, cached while the object is unchanged (copy-on-write)."""
+        hit = self._json.get(obj["id"])
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        text = json.dumps(obj)
+        self._json[obj["id"]] = (obj, text)
+        return text
+
+    def encode(self, result: Result) -> bytes:
+        if not isinstance(result, Page):
+            return json.dumps(result).encode()
+        dump = self._dumps if result.cached else json.dumps
+        parts = ['{"data": [', ", ".join(dump(o) for o in result.items), "]"]
+        parts.extend(f", {json.dumps(k)}: {json.dumps(v)}" for k, v in result.extra.items())
+        parts.append("}")
+        return "".join(parts).encode()
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def skip_cap(self, group: str) -> int:
+        if self.max_skip is None:
+            return DEFAULT_MAX_SKIP
+        if isinstance(self.max_skip, int):
+            return self.max_skip
+        return self.max_skip.get(group, DEFAULT_MAX_SKIP)
+
+    def limit_cap(self, group: str) -> int:
+        return self.max_limit.get(group, OTHER_MAX_LIMIT)
+
+    @staticmethod
+    def _int(params: dict[str, str], name: str, default: int) -> int:
+        raw = params.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError as exc:
+            raise ApiError(400, f"{name} must be an integer") from exc
+        if value < 0:
+            raise ApiError(400, f"{name} must be a non-negative integer")
+        return value
+
+    def _limit(self, group: str, params: dict[str, str], default: int = 100) -> int:
+        cap = self.limit_cap(group)
+        limit = self._int(params, "_limit", min(default, cap))
+        if limit > cap:
+            raise ApiError(400, f"_limit must be at most {cap}")
+        return limit
+
+    def _page(
+        self, group: str, items: list[Obj], params: dict[str, str], total: bool = False
+    ) -> Page:
+        limit = self._limit(group, params)
+        skip = self._int(params, "_skip", 0)
+        cap = self.skip_cap(group)
+        if skip > cap:
+            raise ApiError(
+                400,
+                "The skip you set is larger than the maximum skip for this "
+                f"resource (max_skip = {cap}). Please refine your search query.",
+            )
+        fields = self._fields(params)
+        page = items[skip : skip + limit]
+        extra: Obj = {"has_more": skip + len(page) < len(items)}
+        if total:
+            extra["total_results"] = len(items)
+        if fields:
+            return Page([project(o, fields) for o in page], extra, cached=False)
+        return Page(page, extra)
+
+    @staticmethod
+    def _fields(params: dict[str, str]) -> list[str] | None:
+        raw = params.get("_fields")
+        return [f.strip() for f in raw.split(",") if f.strip()] if raw else None
+
+    @staticmethod
+    def _bound(name: str, value: str, naive: bool = False) -> str:
+        try:
+            dt = parse_dt(value)
+        except ValueError as exc:
+            raise ApiError(400, f"Invalid datetime for {name}: {value!r}") from exc
+        return fmt_naive(dt) if naive else fmt_aware(dt)
+
+    def _one(self, obj: Obj | None, params: dict[str, str]) -> Obj:
+        if obj is None:
+            raise ApiError(404, "Empty query: Document does not exist.")
+        return project(obj, self._fields(params))
