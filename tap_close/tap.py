@@ -36,6 +36,13 @@ STRING_KEYS = (
 )
 
 
+#: Objects whose custom fields come from a list of every type's fields.
+LISTED_FIELDS = {
+    "activity": "/custom_field/activity/",
+    "custom_object": "/custom_field/custom_object_type/",
+}
+
+
 class ConfigError(Exception):
     """A bad setting; the message names the setting, never its value."""
 
@@ -179,9 +186,9 @@ class TapClose(Tap):
         cache: dict[str, list[dict]] = self.__dict__.setdefault("_custom_fields", {})
         if object_type not in cache:
             try:
-                if object_type == "activity":  # fields of every custom activity type
-                    body = {"fields": [f for page in self.client.pages(
-                        "/custom_field/activity/", page_size=1000) for f in page]}
+                if object_type in LISTED_FIELDS:  # the fields of every type of that object
+                    pages = self.client.pages(LISTED_FIELDS[object_type], page_size=1000)
+                    body = {"fields": [f for page in pages for f in page]}
                 else:
                     body = self.client.get(f"/custom_field_schema/{object_type}/")
             except AccessDeniedError as exc:

@@ -138,7 +138,7 @@ class TasksStream(EventReplay, CloseStream):
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
         """Bookmarks move per finished window instead (records are not in key order)."""
 
-    def get_records(self, context: Context | None) -> Iterator[dict]:
+    def read_records(self, context: Context | None) -> Iterator[dict]:
         start = self.get_starting_timestamp(context)
         lower = start.astimezone(UTC) if start else dt.datetime(2012, 1, 1, tzinfo=UTC)
         upper = self._tap.run_started

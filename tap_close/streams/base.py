@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk.streams import Stream
 
-from tap_close.client import CloseAPIError, CloseClient
+from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient
 from tap_close.schemas import custom_field_column, custom_field_properties, datetime_properties
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ class CloseStream(Stream):
     custom_object: ClassVar[str | None] = None
     #: Send `_fields` with the selected properties (lean payloads).
     use_fields_param: ClassVar[bool] = False
+    #: Fixed query parameters of the list endpoint.
+    list_params: ClassVar[dict[str, str]] = {}
 
     _tap: TapClose
     _replaying = False  # True while replaying events (older records: no bookmark change)
@@ -81,12 +83,24 @@ class CloseStream(Stream):
         return fields
 
     def base_params(self, context: Context | None) -> dict[str, Any]:
-        params: dict[str, Any] = {}
+        params: dict[str, Any] = dict(self.list_params)
         if self.use_fields_param:
             params["_fields"] = ",".join(self.selected_fields())
         return params
 
-    def get_records(self, context: Context | None) -> Iterable[dict]:
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """Full-table streams send ACTIVATE_VERSION so targets can drop vanished rows."""
+        return True
+
+    def get_records(self, context: Context | None) -> Iterator[dict]:
+        """Records of this stream; an endpoint the credential may not use is skipped."""
+        try:
+            yield from self.read_records(context)
+        except AccessDeniedError as exc:
+            self.logger.warning("Skipping stream '%s': %s", self.name, exc)
+
+    def read_records(self, context: Context | None) -> Iterable[dict]:
         for page in self.client.pages(
             self.path, self.base_params(context), page_size=self.page_size
         ):
@@ -136,11 +150,17 @@ class IncrementalStream(CloseStream):
                 ids = set(state.get("bookmark_ids") or [])
         return (start.astimezone(UTC) if start else None), ids
 
-    def get_records(self, context: Context | None) -> Iterator[dict]:
+    def read_records(self, context: Context | None) -> Iterator[dict]:
         start, emitted_at_start = self._start(context)
+        yield from self.keyset(self.base_params(context), start, emitted_at_start)
+
+    def keyset(
+        self, base: dict[str, Any], start: dt.datetime | None = None,
+        emitted_at_start: frozenset[str] | set[str] = frozenset(),
+    ) -> Iterator[dict]:
+        """Every record with key >= start (all if None), in key order, by keyset paging."""
         lower = self.floor(start) if start else None
         ids_at_lower: set[str] = set()
-        base = self.base_params(context)
         limit = self.page_size
         overlap = self.OVERLAP
         while True:

@@ -22,7 +22,7 @@ logger = logging.getLogger("tap-close.events")
 SETTLE = dt.timedelta(minutes=5)
 RETENTION = dt.timedelta(days=30)
 EVENT_PAGE = 50
-KEPT_ACTIONS = ("deleted", "merged", "updated")
+KEPT_ACTIONS = ("deleted", "merged", "updated", "created")
 
 
 def event_key(event: dict) -> str:
@@ -85,11 +85,12 @@ class EventReplay(_Base):
     #: Close event object types whose deletes (and edits, if replay_updates) land here.
     event_object_types: ClassVar[tuple[str, ...]] = ()
     replay_updates: ClassVar[bool] = False
+    replay_creates: ClassVar[bool] = False  # for streams read only through the event log
     _tap: TapClose
     _replaying = False
 
-    def get_records(self, context: Context | None) -> Iterator[dict]:
-        yield from super().get_records(context)  # type: ignore[safe-super,misc]
+    def read_records(self, context: Context | None) -> Iterator[dict]:
+        yield from super().read_records(context)  # type: ignore[misc]
         yield from self.replay(context)
 
     def owns(self, event: dict) -> bool:
@@ -145,7 +146,8 @@ class EventReplay(_Base):
                 if oid and oid not in done:
                     done.add(oid)
                     yield event, self.tombstone(event, oid)
-            elif action == "updated" and self.replay_updates and oid:
+            elif oid and ((action == "updated" and self.replay_updates)
+                          or (action == "created" and self.replay_creates)):
                 row = self.refreshed(event)
                 if row is not None:
                     yield event, self.post_process(row) or row

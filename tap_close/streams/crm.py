@@ -99,7 +99,7 @@ class ContactsStream(CloseStream):
         if row is not None:
             self._write_record_message(row)
 
-    def get_records(self, context: Context | None) -> list[dict]:
+    def read_records(self, context: Context | None) -> list[dict]:
         return []  # records are written by the leads pass
 
 

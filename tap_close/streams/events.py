@@ -29,7 +29,7 @@ class EventsStream(CloseStream):
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
         """The bookmark is the end of the window read, set once the window is done."""
 
-    def get_records(self, context: Context | None) -> Iterator[dict]:
+    def read_records(self, context: Context | None) -> Iterator[dict]:
         start = self.get_starting_timestamp(context)
         upper = self._tap.run_started - SETTLE
         oldest = self._tap.run_started - RETENTION

@@ -2,8 +2,70 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 from tap_close import schemas
 from tap_close.streams.base import CloseStream
+from tap_close.streams.changes import EventReplay
+from tap_close.streams.simple import list_stream
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+
+def organization_ids(stream: CloseStream) -> list[str]:
+    """The organizations of the credential, from `/me/`."""
+    me = stream.client.get("/me/", {"_fields": "organizations"})
+    return [o["id"] if isinstance(o, dict) else str(o) for o in me.get("organizations") or []]
+
+
+class OrganizationsStream(CloseStream):
+    """The credential's organization(s): `/me/` then `/organization/{id}/`."""
+
+    name = "organizations"
+    path = "/organization/"
+    static_schema = schemas.ORGANIZATION
+
+    def read_records(self, context: Context | None) -> Iterator[dict]:
+        for org_id in organization_ids(self):
+            yield self.client.get(f"{self.path}{org_id}/")
+
+
+class MembershipsStream(CloseStream):
+    """Active and inactive memberships (no list endpoint: they live on the organization)."""
+
+    name = "memberships"
+    path = "/organization/"
+    static_schema = schemas.MEMBERSHIP
+
+    def read_records(self, context: Context | None) -> Iterator[dict]:
+        for org_id in organization_ids(self):
+            org = self.client.get(f"{self.path}{org_id}/",
+                                  {"_fields": "memberships,inactive_memberships"})
+            for key, active in (("memberships", True), ("inactive_memberships", False)):
+                for membership in org.get(key) or []:
+                    yield {**membership, "organization_id": org_id, "is_active": active}
+
+
+class GroupsStream(EventReplay, CloseStream):
+    """Groups with their member user ids (the list has no members: one GET per group)."""
+
+    name = "groups"
+    path = "/group/"
+    static_schema = schemas.GROUP
+    event_object_types = ("group",)
+
+    def read_records(self, context: Context | None) -> Iterator[dict]:
+        for page in self.client.pages(self.path):
+            for group in page:
+                detail = self.client.get(f"{self.path}{group['id']}/",
+                                         {"_fields": "name,members"})
+                yield {**group, **detail}
+        yield from self.replay(context)
+
+
+RolesStream = list_stream("roles", "/role/", schemas.ROLE, events=("role",))
 
 
 class UsersStream(CloseStream):

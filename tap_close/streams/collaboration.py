@@ -1,0 +1,55 @@
+"""Collaboration and integrations: comment threads, comments, integration links, webhooks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from tap_close import schemas
+from tap_close.streams.base import CloseStream
+from tap_close.streams.changes import EventReplay
+from tap_close.streams.simple import list_stream
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+CommentThreadsStream = list_stream("comment_threads", "/comment_thread/", schemas.COMMENT_THREAD)
+IntegrationLinksStream = list_stream("integration_links", "/integration_link/",
+                                     schemas.INTEGRATION_LINK, events=("integration_link",))
+
+
+class CommentsStream(EventReplay, CloseStream):
+    """`/comment/` needs a `thread_id`: one listing per comment thread that has comments."""
+
+    name = "comments"
+    path = "/comment/"
+    static_schema = schemas.COMMENT
+    event_object_types = ("comment",)
+
+    def read_records(self, context: Context | None) -> Iterator[dict]:
+        for threads in self.client.pages("/comment_thread/", {"_fields": "id,num_comments"}):
+            for thread in threads:
+                if thread.get("num_comments") == 0:
+                    continue
+                params = {"thread_id": thread["id"]}
+                for page in self.client.pages(self.path, params, page_size=self.page_size):
+                    yield from page
+        yield from self.replay(context)
+
+
+class WebhooksStream(EventReplay, CloseStream):
+    """Webhook subscriptions. `signature_key` is a secret: it is never emitted."""
+
+    name = "webhooks"
+    path = "/webhook/"
+    static_schema = schemas.WEBHOOK
+    event_object_types = ("webhook",)
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        row.pop("signature_key", None)
+        return super().post_process(row, context)
+
+
+COLLABORATION_STREAMS: list[type[CloseStream]] = [
+    CommentThreadsStream, CommentsStream, IntegrationLinksStream, WebhooksStream,
+]

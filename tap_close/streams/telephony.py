@@ -1,0 +1,49 @@
+"""Telephony and accounts: phone numbers, dialers, connected accounts, send-as, scheduling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from tap_close import schemas
+from tap_close.streams.base import CloseStream
+from tap_close.streams.changes import EventReplay
+from tap_close.streams.simple import list_stream
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+class SendAsStream(EventReplay, CloseStream):
+    """Send-as associations involving the credential's user, in both directions.
+
+    Close lists only associations where the caller is the allowing or the allowed user.
+    """
+
+    name = "send_as"
+    path = "/send_as/"
+    static_schema = schemas.SEND_AS
+    event_object_types = ("send_as",)
+
+    def read_records(self, context: Context | None) -> Iterator[dict]:
+        me = self.client.get("/me/", {"_fields": "id"})["id"]
+        seen: set[str] = set()
+        for side in ("allowing_user_id", "allowed_user_id"):
+            for page in self.client.pages(self.path, {side: me}):
+                for row in page:
+                    if row["id"] not in seen:
+                        seen.add(row["id"])
+                        yield row
+        yield from self.replay(context)
+
+
+TELEPHONY_STREAMS: list[type[CloseStream]] = [
+    list_stream("phone_numbers", "/phone_number/", schemas.PHONE_NUMBER,
+                events=("phone_number",)),
+    list_stream("blocked_phone_numbers", "/blocked_phone_number/",
+                schemas.BLOCKED_PHONE_NUMBER, events=("blocked_phone_number",)),
+    list_stream("connected_accounts", "/connected_account/", schemas.CONNECTED_ACCOUNT),
+    list_stream("dialers", "/dialer/", schemas.DIALER),
+    SendAsStream,
+    list_stream("scheduling_links", "/scheduling_link/", schemas.SCHEDULING_LINK,
+                events=("scheduling_link",)),
+]
