@@ -42,3 +42,12 @@ def test_meltano_settings_match_config_schema() -> None:
 def test_sample_config_is_valid() -> None:
     sample = json.loads((ROOT / "sample_config.json").read_text())
     validate_settings(sample, set(OWN_SETTINGS))
+
+
+def test_readme_streams_table_lists_every_stream() -> None:
+    from tap_close.streams import STREAM_TYPES
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Streams"):readme.index("## HTTP behaviour")]
+    for stream in STREAM_TYPES:
+        assert f"`{stream.name}`" in section, f"{stream.name} missing from the README streams"
