@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import random
@@ -10,18 +11,24 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import backoff
+import msgspec
 import requests
 
+from tap_close import parallel
 from tap_close.auth import AuthError, CloseOAuth
 
 logger = logging.getLogger("tap-close.http")
 
 RETRY_STATUSES = {500, 502, 503, 504}
 _RATELIMIT_RE = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)", re.IGNORECASE)
+
+
+_decode = msgspec.json.Decoder().decode  # one parse per body, faster than json
 
 
 class CloseAPIError(Exception):
@@ -88,40 +95,57 @@ def _rate_reset(response: requests.Response) -> float:
     return wait if wait > 0 else 1.0
 
 
+@dataclass
+class _Budget:
+    limit: float | None = None
+    remaining: float | None = None  # per the last RateLimit header
+    reset_at: float = 0.0
+    inflight: int = 0
+    paused_until: float = 0.0
+
+
 class RateLimiter:
-    """Per endpoint group budget from the live `RateLimit` header, plus a global 429 pause."""
+    """Per endpoint group budget from the live `RateLimit` header, shared by all threads.
+
+    A request may start while `remaining` minus the requests still in flight is at least
+    one; otherwise it waits for the window's reset. A 429 pauses the whole group.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._groups: dict[str, tuple[float, float]] = {}  # group -> (remaining, reset_at)
-        self._paused_until: dict[str, float] = {}
+        self._groups: dict[str, _Budget] = {}
 
-    def wait(self, group: str) -> None:
+    def acquire(self, group: str) -> None:
         while True:
             with self._lock:
+                budget = self._groups.setdefault(group, _Budget())
                 now = time.monotonic()
-                until = self._paused_until.get(group, 0.0)
-                remaining, reset_at = self._groups.get(group, (1.0, 0.0))
-                if now < until:
-                    delay = until - now
-                elif remaining < 1 and now < reset_at:
-                    delay = reset_at - now
+                if budget.remaining is not None and now >= budget.reset_at:
+                    budget.remaining = budget.limit  # a new window
+                if now < budget.paused_until:
+                    delay = budget.paused_until - now
+                elif (budget.remaining is not None and now < budget.reset_at
+                      and budget.remaining - budget.inflight < 1):
+                    delay = budget.reset_at - now
                 else:
-                    if reset_at and now < reset_at:
-                        self._groups[group] = (remaining - 1, reset_at)
+                    budget.inflight += 1
                     return
-            time.sleep(min(delay, 60.0))
+            time.sleep(min(max(delay, 0.005), 60.0))
 
-    def update(self, group: str, header: str | None) -> None:
+    def release(self, group: str, header: str | None) -> None:
         info = parse_ratelimit(header)
-        if "remaining" in info and "reset" in info:
-            with self._lock:
-                self._groups[group] = (info["remaining"], time.monotonic() + info["reset"])
+        with self._lock:
+            budget = self._groups.setdefault(group, _Budget())
+            budget.inflight = max(0, budget.inflight - 1)
+            if "remaining" in info and "reset" in info:
+                budget.remaining = info["remaining"]
+                budget.limit = info.get("limit", budget.limit)
+                budget.reset_at = time.monotonic() + info["reset"]
 
     def pause(self, group: str, seconds: float) -> None:
         with self._lock:
-            until = time.monotonic() + seconds
-            self._paused_until[group] = max(self._paused_until.get(group, 0.0), until)
+            budget = self._groups.setdefault(group, _Budget())
+            budget.paused_until = max(budget.paused_until, time.monotonic() + seconds)
 
 
 class CloseClient:
@@ -135,8 +159,10 @@ class CloseClient:
         timeout: float = 300.0,
         user_agent: str = "tap-close",
         max_tries: int = 8,
+        workers: int = 1,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        self.workers = max(1, workers)
         self.auth = auth
         self.timeout = timeout
         self.user_agent = user_agent
@@ -160,8 +186,12 @@ class CloseClient:
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return self.request("GET", path, params)
 
+    def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.request("POST", path, json=body)
+
     def request(
-        self, method: str, path: str, params: Mapping[str, Any] | None = None
+        self, method: str, path: str, params: Mapping[str, Any] | None = None,
+        json: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Send one API call with retries; return the parsed JSON body."""
         url = f"{self.api_url}/{path.lstrip('/')}"
@@ -170,17 +200,20 @@ class CloseClient:
         refreshed = False
         attempt = throttled = 0  # failed tries; 429s are counted apart
         while True:
-            self.limiter.wait(group)
+            self.limiter.acquire(group)
             self.stats["requests"] += 1
             problem = ""
+            header = None
             try:
                 response = self.session.request(
-                    method, url, params=params, auth=self.auth, timeout=self.timeout
+                    method, url, params=params, json=json, auth=self.auth, timeout=self.timeout
                 )
+                header = response.headers.get("RateLimit")
             except requests.RequestException as exc:
                 problem = type(exc).__name__
-            else:
-                self.limiter.update(group, response.headers.get("RateLimit"))
+            finally:
+                self.limiter.release(group, header)
+            if not problem:
                 status = response.status_code
                 if status == 429:
                     wait = _rate_reset(response) + random.uniform(0, 0.25)
@@ -209,8 +242,8 @@ class CloseClient:
                     raise self._fatal(response, path)
                 else:
                     try:
-                        body = response.json()
-                    except ValueError:
+                        body = _decode(response.content)
+                    except (ValueError, msgspec.DecodeError):
                         problem = "invalid JSON body"
                     else:
                         if isinstance(body, dict):
@@ -255,12 +288,23 @@ class CloseClient:
     def pages(
         self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = 100
     ) -> Iterator[list[dict[str, Any]]]:
-        """Yield each page of a `_skip`/`_limit` list until `has_more` is false (or absent)."""
-        skip = 0
-        while True:
-            body, page_size = self.page(path, {**(params or {}), "_skip": skip}, page_size)
+        """Yield each page of a `_skip`/`_limit` list until `has_more` is false (or absent).
+
+        After the first page, later pages are fetched ahead concurrently (`workers`).
+        """
+        body, limit = self.page(path, {**(params or {}), "_skip": 0}, page_size)
+        data = body.get("data") or []
+        yield data
+        if not body.get("has_more") or not data:
+            return
+        limit = len(data)
+
+        def fetch(skip: int) -> Callable[[], list[dict[str, Any]]]:
+            return lambda: [self.get(path, {**(params or {}), "_skip": skip, "_limit": limit})]
+
+        offsets = (limit * n for n in itertools.count(1))
+        for body in parallel.ordered((fetch(skip) for skip in offsets), self.workers):
             data = body.get("data") or []
             yield data
             if not body.get("has_more") or not data:
                 return
-            skip += len(data)

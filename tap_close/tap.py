@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -86,9 +88,15 @@ def validate_settings(config: dict[str, Any], known: set[str]) -> None:
     for key in ("api_url", "oauth_token_url"):
         if config.get(key) is not None:
             _check_url(config, key)
-    timeout = config.get("request_timeout")
+    workers = config.get("max_concurrency")
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64
+    ):
+        raise ConfigError("max_concurrency must be a whole number from 1 to 64")
+    timeout = config.get("request_timeout")  # the SDK reads JSON decimals as Decimal
     if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float, Decimal))
+        or not timeout > 0 or not math.isfinite(timeout)
     ):
         raise ConfigError("request_timeout must be a positive number of seconds")
 
@@ -123,6 +131,13 @@ SETTINGS = th.PropertiesList(
                 description="User-Agent header sent to Close."),
     th.Property("request_timeout", th.NumberType, default=300, title="Request timeout",
                 description="Seconds to wait for one HTTP response before retrying."),
+    th.Property("max_concurrency", th.IntegerType, default=4, title="Max concurrency",
+                description="Requests in flight at once within a stream (date windows, pages, "
+                "fan-outs), always within Close's rate limits. 1 = sequential."),
+    th.Property("use_export_for_backfill", th.BooleanType, default=False,
+                title="Use the Export API for the first load",
+                description="When leads have no bookmark, load them (with their contacts) from "
+                "one Close lead export instead of paging; falls back to paging on failure."),
     th.Property("track_deletes", th.BooleanType, default=True, title="Track deletes",
                 description="Emit tombstone records (with `_sdc_deleted_at`) for objects "
                 "deleted in Close, from the event log."),
@@ -179,6 +194,7 @@ class TapClose(Tap):
             self.authenticator,
             timeout=float(self.config.get("request_timeout") or 300),
             user_agent=self.config.get("user_agent") or f"tap-close/{__version__}",
+            workers=int(self.config.get("max_concurrency") or 4),
         )
 
     def custom_field_definitions(self, object_type: str) -> list[dict]:

@@ -99,3 +99,15 @@ def test_unwritable_store_dir_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("")  # a file where the store's directory should be: even root fails
     with pytest.raises(AuthError, match="token_store_path"):
         TokenStore(blocker / "x" / "t.json").save({"refresh_token": "r"})
+
+
+def test_export_json_reader_handles_arrays_lines_and_chunking() -> None:
+    from tap_close.export import iter_json_values
+
+    rows = [{"id": f"lead_{i}", "n": i, "s": "x" * (i % 7)} for i in range(50)]
+    array = json.dumps(rows)
+    lines = "\n".join(json.dumps(r) for r in rows)
+    for text in (array, lines):
+        for size in (1, 3, 64, 100000):
+            chunks = [text[i:i + size] for i in range(0, len(text), size)]
+            assert list(iter_json_values(chunks)) == rows

@@ -74,10 +74,14 @@ class ActivityStream(EventReplay, IncrementalStream):
     replay_updates = True
     use_fields_param = True
 
-    def window_params(self, lower: dt.datetime | None) -> dict[str, Any]:
+    def window_params(
+        self, lower: dt.datetime | None, upper: dt.datetime | None = None
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {"_order_by": "date_created"}
         if lower:
             params["date_created__gte"] = lower.isoformat()
+        if upper:
+            params["date_created__lt"] = upper.isoformat()
         return params
 
     def owns(self, event: dict) -> bool:

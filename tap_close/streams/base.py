@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Generator, Iterable, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk.streams import Stream
 
+from tap_close import parallel
 from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient
 from tap_close.schemas import custom_field_column, custom_field_properties, datetime_properties
 
@@ -119,13 +121,76 @@ class CloseStream(Stream):
         return row
 
 
-class IncrementalStream(CloseStream):
-    """A list sorted ascending by `date_updated`, read with keyset paging.
+class Window:
+    """Keyset paging of one key range [lower, upper) of an IncrementalStream.
 
-    Each page restarts from the last key seen (at the filter's precision) with a small
-    `_skip` inside that key, so `_skip` never grows towards Close's max_skip and records
-    that move while we page are not skipped. Records already emitted are dropped by id.
+    Each page restarts from the last key read (at the filter's precision) with a small
+    `_skip` inside that key, so `_skip` stays far from Close's max_skip and records that
+    move while we page are not skipped. Records seen at the boundary are dropped by id.
     """
+
+    def __init__(
+        self, stream: IncrementalStream, base: dict[str, Any], lower: dt.datetime | None,
+        upper: dt.datetime | None, *, start: dt.datetime | None, emitted_at_start: set[str],
+    ) -> None:
+        self.stream, self.base, self.lower, self.upper = stream, base, lower, upper
+        self.start, self.emitted_at_start = start, emitted_at_start
+        self.ids_at_lower: set[str] = set()
+        self.finished = False
+        self._progressed = True
+
+    def resume_point(self) -> tuple[dt.datetime, set[str]]:
+        assert self.lower is not None
+        return self.lower, set(self.ids_at_lower)
+
+    def pages(self) -> Generator[list[dict], None, None]:
+        stream = self.stream
+        key_name = stream.replication_key
+        limit = stream.page_size
+        overlap = stream.OVERLAP
+        while True:
+            skip = max(0, len(self.ids_at_lower) - min(overlap, limit // 4))
+            params = {**self.base, **stream.window_params(self.lower, self.upper), "_skip": skip}
+            body, limit = stream.client.page(stream.path, params, limit)
+            data = body.get("data") or []
+            page_keys: list[tuple[dt.datetime, str]] = []
+            rows = []
+            for row in data:
+                key = parse_ts(row.get(key_name))
+                rid = row.get("id")
+                if key is None or not isinstance(rid, str):
+                    continue
+                floor = stream.floor(key)
+                page_keys.append((floor, rid))
+                if floor == self.lower and rid in self.ids_at_lower:
+                    continue  # re-read at the page boundary
+                if self.start and (key < self.start or (
+                        key == self.start and rid in self.emitted_at_start)):
+                    continue  # emitted by an earlier run
+                rows.append(row)
+            more = bool(body.get("has_more")) and bool(page_keys)
+            if more:
+                self._advance(page_keys, overlap)
+                overlap = stream.OVERLAP if self._progressed else 0
+            self.finished = not more
+            yield rows
+            if not more:
+                return
+
+    def _advance(self, page_keys: list[tuple[dt.datetime, str]], overlap: int) -> None:
+        new_lower = page_keys[-1][0]
+        if new_lower != self.lower:
+            self.lower, self.ids_at_lower = new_lower, set()
+        before = len(self.ids_at_lower)
+        self.ids_at_lower.update(rid for floor, rid in page_keys if floor == self.lower)
+        self._progressed = len(self.ids_at_lower) > before
+        if not self._progressed and overlap == 0:
+            msg = f"{self.stream.name}: paging made no progress at {self.lower}"
+            raise CloseAPIError(msg)
+
+
+class IncrementalStream(CloseStream):
+    """A list sorted ascending by its replication key, read by keyset `Window`s."""
 
     replication_key = "date_updated"
     is_sorted = True
@@ -136,8 +201,10 @@ class IncrementalStream(CloseStream):
         """The precision of the server-side filter (full precision by default)."""
         return value
 
-    def window_params(self, lower: dt.datetime | None) -> dict[str, Any]:
-        """Server-side filter and sort for records with key >= lower (None: all)."""
+    def window_params(
+        self, lower: dt.datetime | None, upper: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        """Server-side filter and sort for lower <= key < upper (None: unbounded)."""
         raise NotImplementedError
 
     def _start(self, context: Context | None) -> tuple[dt.datetime | None, set[str]]:
@@ -158,43 +225,42 @@ class IncrementalStream(CloseStream):
         self, base: dict[str, Any], start: dt.datetime | None = None,
         emitted_at_start: frozenset[str] | set[str] = frozenset(),
     ) -> Iterator[dict]:
-        """Every record with key >= start (all if None), in key order, by keyset paging."""
+        """Every record with key >= start (all if None), in key order.
+
+        The first page is read alone; if there is more, the rest of the time range is cut
+        into windows read concurrently (`max_concurrency`) and emitted in order, so the
+        bookmark only ever moves forward over records already written.
+        """
+        skip: set[str] = set(emitted_at_start)
         lower = self.floor(start) if start else None
-        ids_at_lower: set[str] = set()
-        limit = self.page_size
-        overlap = self.OVERLAP
-        while True:
-            skip = max(0, len(ids_at_lower) - min(overlap, limit // 4))
-            params = {**base, **self.window_params(lower), "_skip": skip}
-            body, limit = self.client.page(self.path, params, limit)
-            data = body.get("data") or []
-            page_keys: list[tuple[dt.datetime, str]] = []
-            for row in data:
-                key = parse_ts(row.get(self.replication_key))
-                rid = row.get("id")
-                if key is None or not isinstance(rid, str):
-                    continue
-                floor = self.floor(key)
-                page_keys.append((floor, rid))
-                if floor == lower and rid in ids_at_lower:
-                    continue  # re-read at the page boundary
-                if start and (key < start or (key == start and rid in emitted_at_start)):
-                    continue  # emitted by an earlier run
-                yield row
-            if not body.get("has_more") or not data or not page_keys:
-                return
-            new_lower = page_keys[-1][0]
-            if new_lower != lower:
-                lower, ids_at_lower = new_lower, set()
-            before = len(ids_at_lower)
-            ids_at_lower.update(rid for floor, rid in page_keys if floor == lower)
-            if len(ids_at_lower) == before:  # nothing new: read on without overlap
-                if overlap == 0:
-                    msg = f"{self.name}: paging made no progress at {lower}"
-                    raise CloseAPIError(msg)
-                overlap = 0
-            else:
-                overlap = self.OVERLAP
+        first = Window(self, base, lower, None, start=start, emitted_at_start=skip)
+        pages = first.pages()
+        head = next(pages, None)
+        if head is None:
+            return
+        yield from head
+        if first.finished:
+            return
+        workers = self.client.workers
+        if workers <= 1:
+            for page in pages:
+                yield from page
+            return
+        pages.close()
+        cut = first.resume_point()
+        now = self.floor(self._tap.run_started)
+        bounds = [cut[0]]
+        if cut[0] < now:
+            parts = workers * 4
+            step = (now - cut[0]) / parts
+            bounds += sorted({self.floor(cut[0] + step * i) for i in range(1, parts)} | {now})
+            bounds = [b for i, b in enumerate(bounds) if i == 0 or b > bounds[i - 1]]
+        windows = [Window(self, base, lo, hi, start=start, emitted_at_start=skip)
+                   for lo, hi in itertools.pairwise(bounds)]
+        windows.append(Window(self, base, bounds[-1], None, start=start, emitted_at_start=skip))
+        windows[0].ids_at_lower = set(cut[1])
+        for page in parallel.ordered((w.pages for w in windows), workers):
+            yield from page
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
         """Also remember the ids at the bookmark, so the next run does not repeat them."""

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from tap_close import schemas
-from tap_close.streams.base import CloseStream, IncrementalStream
+from tap_close.client import CloseAPIError
+from tap_close.export import ExportError, run_export
+from tap_close.streams.base import CloseStream, IncrementalStream, format_ts
 from tap_close.streams.changes import EventReplay
 
 if TYPE_CHECKING:
@@ -31,8 +34,30 @@ class LeadsStream(EventReplay, IncrementalStream):
     def floor(self, value: dt.datetime) -> dt.datetime:
         return value.replace(second=0, microsecond=0)
 
-    def window_params(self, lower: dt.datetime | None) -> dict[str, Any]:
+    def read_records(self, context: Context | None) -> Iterator[dict]:
+        state = self.get_context_state(context)
+        if self.config.get("use_export_for_backfill") and not state.get("replication_key_value"):
+            started = dt.datetime.now(dt.timezone.utc)
+            self._replaying = True  # export rows are unsorted: the bookmark is set at the end
+            try:
+                yield from run_export(self.client)
+            except (ExportError, CloseAPIError) as exc:
+                self.logger.warning("Export backfill failed (%s); paging /lead/ instead", exc)
+            else:
+                state.update(replication_key=self.replication_key,
+                             replication_key_value=format_ts(started), bookmark_ids=[])
+                yield from self.replay(context)
+                return
+            finally:
+                self._replaying = False
+        yield from super().read_records(context)
+
+    def window_params(
+        self, lower: dt.datetime | None, upper: dt.datetime | None = None
+    ) -> dict[str, Any]:
         clause = f'date_updated >= "{lower:%Y-%m-%dT%H:%M}" ' if lower else ""
+        if upper:
+            clause += f'date_updated < "{upper:%Y-%m-%dT%H:%M}" '
         return {"query": f"{clause}sort:date_updated"}
 
     def selected_fields(self) -> list[str]:
@@ -115,8 +140,12 @@ class OpportunitiesStream(EventReplay, IncrementalStream):
     use_fields_param = True
     page_size = 250
 
-    def window_params(self, lower: dt.datetime | None) -> dict[str, Any]:
+    def window_params(
+        self, lower: dt.datetime | None, upper: dt.datetime | None = None
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {"_order_by": "date_updated"}
         if lower:
             params["date_updated__gte"] = lower.isoformat()
+        if upper:
+            params["date_updated__lt"] = upper.isoformat()
         return params

@@ -245,3 +245,30 @@ class CloseEmulator:
         """Delete an org-level object; `kind` is a truth name ("webhooks"), API path ("webhook")
         or event object_type. Unsubscribed emails are keyed by the email."""
         self.data.delete_object(kind, obj_id)
+
+    # --- bad data -----------------------------------------------------------------------------
+
+    def tamper(
+        self, stream: str, obj_id: str, changes: dict[str, Any] | None = None,
+        drop: Iterable[str] = (),
+    ) -> None:
+        """Serve an object as a misbehaving API would: `changes` applied (None = null), the
+        keys in `drop` missing. Stored copy-on-write; no event is logged. `stream` is a truth
+        name (leads, contacts, opportunities, tasks, an activity stream or an object stream)."""
+        d = self.data
+        with d.lock:
+            stores = {"leads": d.leads, "contacts": d.contacts, "opportunities": d.opps,
+                      "tasks": d.acts.tasks}
+            store: Any = stores.get(stream) or (d.acts.items if obj_id in d.acts.items else None)
+            if store is None:
+                items = d.objects.kinds[stream]
+                store = {i: o for i, o in enumerate(items) if o.get("id") == obj_id}
+                index = next(iter(store))
+                new = {k: v for k, v in items[index].items() if k not in drop}
+                items[index] = {**new, **(changes or {})}
+            else:
+                new = {k: v for k, v in store[obj_id].items() if k not in drop}
+                store[obj_id] = {**new, **(changes or {})}
+            d._views.clear()
+            d._sorted.clear()
+            d.acts._sorted.clear()

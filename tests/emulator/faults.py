@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterable
 
 FAULT_KINDS = ("500", "502", "503", "504", "reset", "truncate", "slow", "429")
+#: Not in the default random mix: a 429 with no `rate_reset`, no RateLimit, no Retry-After.
+EXTRA_FAULT_KINDS = ("429bare",)
 
 
 class FaultPlan:
@@ -26,7 +28,7 @@ class FaultPlan:
 
     @staticmethod
     def _check(kinds: Iterable[str]) -> None:
-        bad = [k for k in kinds if k not in FAULT_KINDS]
+        bad = [k for k in kinds if k not in FAULT_KINDS + EXTRA_FAULT_KINDS]
         if bad:
             raise ValueError(f"unknown fault kinds {bad}; known: {FAULT_KINDS}")
 

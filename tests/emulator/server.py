@@ -104,6 +104,10 @@ class Engine:
         elif fault == "429":
             limit = self.limiter.limit if self.limiter else 1000
             return self._too_many(0.2, ratelimit_header(limit, 0, 0.2))
+        elif fault == "429bare":
+            with self._lock:
+                self.counters["rate_limited"] += 1
+            return json_reply(429, {"error": "Too many requests"})
         if path.startswith("/oauth2/"):
             reply = self._oauth(method, path, body, auth)
         elif is_api:

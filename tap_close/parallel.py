@@ -1,0 +1,81 @@
+"""Run page-producing tasks on a bounded thread pool and hand their output back in order.
+
+The caller sees exactly what a sequential loop would produce, in the same order, so STATE
+stays resumable; only the waiting overlaps. Each task's output is buffered in a bounded
+queue, so memory stays flat however large the data.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+_DONE = object()
+BUFFER_PAGES = 4  # pages a task may read ahead of the consumer
+
+
+class _Task(Generic[T]):
+    def __init__(self, produce: Callable[[], Iterable[T]], stop: threading.Event) -> None:
+        self.queue: queue.Queue[object] = queue.Queue(maxsize=BUFFER_PAGES)
+        self._stop = stop
+        self.thread = threading.Thread(target=self._run, args=(produce,), daemon=True)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def _run(self, produce: Callable[[], Iterable[T]]) -> None:
+        try:
+            for item in produce():
+                if not self._put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+            return
+        self._put(_DONE)
+
+    def results(self) -> Iterator[T]:
+        while True:
+            item = self.queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+
+
+def ordered(tasks: Iterable[Callable[[], Iterable[T]]], workers: int) -> Iterator[T]:
+    """Yield every item of every task, task by task in the given order.
+
+    Up to `workers` tasks run at once; `tasks` may be lazy (even endless): the consumer
+    stopping early (break, error, generator close) stops the pending tasks.
+    """
+    if workers <= 1:
+        for produce in tasks:
+            yield from produce()
+        return
+    stop = threading.Event()
+    pending = iter(tasks)
+    running: list[_Task[T]] = []
+    try:
+        while True:
+            while len(running) < workers:
+                nxt = next(pending, None)
+                if nxt is None:
+                    break
+                task: _Task[T] = _Task(nxt, stop)
+                task.thread.start()
+                running.append(task)
+            if not running:
+                return
+            yield from running.pop(0).results()
+    finally:
+        stop.set()
