@@ -26,5 +26,12 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m tests.demo
 
+.bench-venv/bin/tap-closeio:
+	$(PYTHON) -m venv .bench-venv
+	.bench-venv/bin/python -m pip install --quiet tap-closeio==1.6.6
+
+bench: $(STAMP) .bench-venv/bin/tap-closeio
+	$(BIN)/python -m tests.bench
+
 clean:
-	rm -rf $(VENV) demo-output .mypy_cache .ruff_cache
+	rm -rf $(VENV) .bench-venv demo-output .mypy_cache .ruff_cache

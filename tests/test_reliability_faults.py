@@ -101,3 +101,85 @@ def test_fault_soak_full_and_incremental_sync_equal_truth(tmp_path: Path) -> Non
         assert_clean([full, incremental], emulator_secrets(emu))
         print(f"\nsoak: full {figures}, incremental {figures_incr}, "
               f"faults injected {emu.stats['faults_injected']}")
+
+
+def _event(when: dt.datetime, object_type: str, action: str, payload: dict) -> dict:
+    stamp = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return {"id": f"ev_bad{object_type.replace('.', '')}{action}", "date_created": stamp,
+            "date_updated": stamp, "object_type": object_type, "object_id": payload["id"],
+            "action": action, "lead_id": None, "user_id": None, "request_id": None,
+            "changed_fields": None, "meta": None, "data": payload, "previous_data": None,
+            "zz_unknown_event_field": [1, {"a": None}]}
+
+
+def _bookmarks(state: dict) -> dict[str, str]:
+    return {name: value["replication_key_value"] for name, value in state["bookmarks"].items()
+            if value.get("replication_key_value")}
+
+
+def test_bad_data_keeps_the_sync_going_typed_and_bookmarks_sane(tmp_path: Path) -> None:
+    """Nulls, missing keys, unknown fields and activity types, mixed timestamp forms and
+    dates in the future: the sync goes on, records match the SCHEMA, bookmarks stay <= now."""
+    with CloseEmulator(seed=31, n_leads=20) as emu:
+        now = dt.datetime.now(UTC)
+        future = (now + dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+        leads = sorted(emu.records("leads"), key=lambda r: r["date_updated"])
+        cf = next(k for k in leads[0] if k.startswith("custom."))
+        emu.tamper("leads", leads[0]["id"], {
+            "display_name": None, "status_id": None, "addresses": None, cf: None,
+            "zz_unknown": {"nested": [1, None]},
+            "date_created": leads[0]["date_created"][:26],  # naive
+        }, drop=["description", "url", "created_by_name"])
+        emu.tamper("leads", leads[1]["id"], {"date_updated": leads[1]["date_updated"][:26]})
+        shifted = dt.datetime.fromisoformat(leads[2]["date_created"]).astimezone(
+            dt.timezone(dt.timedelta(hours=5, minutes=30)))
+        emu.tamper("leads", leads[2]["id"], {"date_created": shifted.isoformat()})
+        emu.tamper("leads", leads[-1]["id"], {"date_updated": future})
+        contact = emu.records("contacts")[0]
+        emu.tamper("contacts", contact["id"], {"title": None, "emails": None,
+                                               "date_created": contact["date_created"][:19]})
+        opps = sorted(emu.records("opportunities"), key=lambda r: r["date_updated"])
+        emu.tamper("opportunities", opps[0]["id"], {"value": None, "status_id": None,
+                                                    "zz_new": 1}, drop=["lead_name"])
+        emu.tamper("opportunities", opps[-1]["id"], {"date_updated": future})
+        calls = sorted(emu.records("call_activities"), key=lambda r: r["date_created"])
+        emu.tamper("call_activities", calls[0]["id"], {"duration": None, "user_id": None,
+                                                       "date_created": calls[0]["date_created"][:26]},
+                   drop=["note_html"])
+        emu.tamper("call_activities", calls[-1]["id"], {"date_created": future})
+        task = emu.records("tasks")[0]
+        emu.tamper("tasks", task["id"], {"text": None, "zz": True}, drop=["assigned_to_name"])
+        role = emu.records("roles")[0]
+        emu.tamper("roles", role["id"], {"name": None, "zz": "x"})
+        with emu.data.lock:  # an event log entry for an activity type the tap does not know
+            emu.data.events.insert(0, _event(now - dt.timedelta(hours=1), "activity.hologram",
+                                             "updated", {"id": "acti_holo1", "_type": "Hologram"}))
+
+        first = run_cli(api_key_config(emu), tmp_path, name="first").assert_ok()
+        checked = assert_conforms(first, nested_datetimes=True)
+        assert checked > 300
+        for stream in ("leads", "contacts", "opportunities", "call_activities", "tasks", "roles",
+                       "events"):
+            assert first.ids(stream) == emu.truth(stream), stream
+        emitted = {r["id"]: r for r in first.records["leads"]}
+        assert "zz_unknown" not in emitted[leads[0]["id"]]  # not in the schema: dropped
+        assert emitted[leads[2]["id"]]["date_created"] == leads[2]["date_created"]  # as UTC
+        assert emitted[leads[0]["id"]]["date_created"] == leads[0]["date_created"]
+        after = dt.datetime.now(UTC)
+        for stream, value in _bookmarks(first.state).items():
+            assert dt.datetime.fromisoformat(value) <= after, f"{stream} bookmark {value}"
+
+        # the next run: nothing lost, the future-dated objects are simply read again
+        emu.update_lead(leads[5]["id"])
+        with emu.data.lock:
+            emu.data.events.append(_event(dt.datetime.now(UTC), "activity.hologram", "deleted",
+                                          {"id": "acti_holo2", "_type": "Hologram"}))
+        second = run_cli(api_key_config(emu), tmp_path, state=first.state, name="second")
+        second.assert_ok()
+        assert_conforms(second)
+        assert leads[5]["id"] in second.ids("leads")
+        assert second.ids("leads") <= {leads[5]["id"], leads[-1]["id"]}
+        after = dt.datetime.now(UTC)
+        for stream, value in _bookmarks(second.state).items():
+            assert dt.datetime.fromisoformat(value) <= after, f"{stream} bookmark {value}"
+        assert_clean([first, second], emulator_secrets(emu))

@@ -93,6 +93,19 @@ class EventReplay(_Base):
         yield from super().read_records(context)  # type: ignore[misc]
         yield from self.replay(context)
 
+    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
+        """A replication key later than now (bad data, clock skew) never becomes the bookmark.
+
+        The bookmark stops at now instead, so that record is read again next run rather than
+        every change until that future date being skipped.
+        """
+        key = self.replication_key
+        value = parse_ts(latest_record.get(key)) if key else None
+        now = dt.datetime.now(UTC)
+        if key and value is not None and value > now:
+            latest_record = {**latest_record, key: format_ts(now)}
+        super()._increment_stream_state(latest_record, context=context)
+
     def owns(self, event: dict) -> bool:
         return event.get("object_type") in self.event_object_types
 

@@ -85,6 +85,8 @@ class LeadsStream(EventReplay, IncrementalStream):
         if not child_context:
             return
         lead = child_context["lead"]
+        if lead.get("_sdc_deleted_at"):
+            return  # a tombstone's last known contacts are deleted too (their own events)
         for child in self.child_streams:
             if isinstance(child, ContactsStream) and child.selected:
                 child.emit_from_lead(lead)

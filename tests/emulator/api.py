@@ -63,6 +63,8 @@ class Api(ActivityRoutes, ObjectRoutes):
         seg = [s for s in path.split("/") if s]
         if not seg:
             raise ApiError(404, "Not found")
+        if seg[0] == "custom_fields":  # Close's old URLs still work
+            seg[0] = "custom_field"
         self._gate(seg[0])
         with self.data.lock:
             route = self._routes().get(seg[0])

@@ -1,0 +1,183 @@
+"""`make bench`: tap-close against the emulator (fixed seed), and tap-closeio 1.6.6 beside it.
+
+Scenarios (see the README's performance section):
+1. 50 ms latency, no rate limit: tap-close vs tap-closeio on the same data, same streams.
+2. A rate limit of R requests/s per endpoint group: leads records/s vs R x page size, 429s.
+3. No latency: CPU-bound records/s, and peak RSS at ~10k vs ~200k records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from tests.emulator import CloseEmulator
+from tests.harness import TAP
+
+CLOSEIO_PY = os.environ.get("CLOSEIO_PYTHON", ".bench-venv/bin/python")
+# tap-closeio's base URL is a module constant: patch it here, in the harness only.
+CLOSEIO_RUN = (
+    "import sys, tap_closeio.http as h; h.BASE_URL = sys.argv.pop(1); "
+    "from tap_closeio import main; sys.argv[0] = 'tap-closeio'; main()"
+)
+METRIC = re.compile(r"METRIC: (\{.*\})")
+# tap-close streams holding what tap-closeio extracts (its leads embed contacts, opportunities)
+COMPARABLE = {
+    "leads", "contacts", "opportunities", "users", "lead_custom_fields", "tasks", "events",
+    *(f"{k}_activities" for k in (
+        "call", "email", "email_thread", "note", "meeting", "sms", "whatsapp_message",
+        "created", "lead_status_change", "opportunity_status_change", "task_completed",
+        "lead_merge", "form_submission")), "custom_activity_instances",
+}
+
+
+def run(cmd: list[str], *, env: dict | None = None, stdin_path: str | None = None) -> dict:
+    """Run a command; return wall time, peak RSS (MiB), record counts and per-stream metrics."""
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if proc.returncode:
+        sys.exit(f"{cmd[0]} failed:\n{stderr[-3000:]}")
+    counts: Counter[str] = Counter()
+    for line in stdout.splitlines():
+        if line.startswith('{"type":"RECORD"') or line.startswith('{"type": "RECORD"'):
+            counts[json.loads(line)["stream"]] += 1
+    durations: dict[str, float] = {}
+    for match in METRIC.finditer(stderr):
+        point = json.loads(match.group(1))
+        if point.get("metric") == "sync_duration":
+            stream = point["tags"]["stream"]
+            durations[stream] = durations.get(stream, 0) + point["value"]
+    return {"wall": wall, "rss": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime,
+            "counts": counts, "durations": durations, "stderr": stderr}
+
+
+def tap_close(emu: CloseEmulator, tmp: Path, streams: set[str] | None = None, **cfg) -> dict:
+    config = tmp / "close.json"
+    config.write_text(json.dumps({"api_key": emu.api_key, "api_url": emu.api_url, **cfg}))
+    cmd = [TAP, "--config", str(config)]
+    if streams is not None:
+        catalog = json.loads(subprocess.run(cmd + ["--discover"], capture_output=True,
+                                            text=True, check=True).stdout)
+        for entry in catalog["streams"]:
+            for md in entry["metadata"]:
+                if md["breadcrumb"] == []:
+                    md["metadata"]["selected"] = entry["tap_stream_id"] in streams
+        (tmp / "catalog.json").write_text(json.dumps(catalog))
+        cmd += ["--catalog", str(tmp / "catalog.json")]
+    return run(cmd)
+
+
+def tap_closeio(emu: CloseEmulator, tmp: Path) -> dict:
+    config = tmp / "closeio.json"
+    config.write_text(json.dumps({"api_key": emu.api_key, "start_date": "2023-01-01T00:00:00Z"}))
+    base = [CLOSEIO_PY, "-c", CLOSEIO_RUN, emu.api_url, "--config", str(config)]
+    catalog = json.loads(subprocess.run(base + ["--discover"], capture_output=True, text=True,
+                                        check=True).stdout)
+    for entry in catalog["streams"]:
+        entry["schema"]["selected"] = True
+        for md in entry["metadata"]:
+            if md["breadcrumb"] == []:
+                md["metadata"]["selected"] = True
+    (tmp / "closeio-catalog.json").write_text(json.dumps(catalog))
+    return run(base + ["--catalog", str(tmp / "closeio-catalog.json")])
+
+
+def rate(records: int, seconds: float) -> str:
+    return f"{records / seconds:,.0f}" if seconds else "-"
+
+
+def scenario_latency(tmp: Path, leads: int) -> None:
+    print(f"\n## 1. 50 ms latency, no rate limit ({leads} leads, seed 42)\n")
+    with CloseEmulator(seed=42, n_leads=leads, latency=0.05) as emu:
+        ours = tap_close(emu, tmp, COMPARABLE)
+        our_requests = emu.stats["requests"]
+    with CloseEmulator(seed=42, n_leads=leads, latency=0.05) as emu:
+        if Path(CLOSEIO_PY).exists():
+            theirs = tap_closeio(emu, tmp)
+            their_requests = emu.stats["requests"]
+        else:
+            theirs, their_requests = None, 0
+    print("| tap | wall s | records | records/s | requests | peak RSS MiB |")
+    print("|---|---|---|---|---|---|")
+    for name, res, reqs in (("tap-close", ours, our_requests),
+                            ("tap-closeio 1.6.6", theirs, their_requests)):
+        if res:
+            total = sum(res["counts"].values())
+            print(f"| {name} | {res['wall']:.1f} | {total:,} | {rate(total, res['wall'])} | "
+                  f"{reqs:,} | {res['rss']:.0f} |")
+    if theirs:
+        print(f"\nWall-time ratio tap-closeio / tap-close: **{theirs['wall'] / ours['wall']:.1f}x**"
+              f" (tap-closeio records per stream: {dict(theirs['counts'])})")
+    else:
+        print("\n(tap-closeio not installed: `make bench` installs it into .bench-venv)")
+
+
+def scenario_rate_limit(tmp: Path, leads: int, limit: int) -> None:
+    print(f"\n## 2. Rate limit {limit} requests/s per endpoint group ({leads} leads)\n")
+    with CloseEmulator(seed=43, n_leads=leads, rate_limit=(limit, 1.0), latency=0.02) as emu:
+        res = tap_close(emu, tmp, {"leads", "opportunities"})
+        stats = dict(emu.stats)
+    print("| stream | records | seconds | records/s | R x page size | fraction |")
+    print("|---|---|---|---|---|---|")
+    for stream, page in (("leads", 200), ("opportunities", 250)):
+        n, secs = res["counts"][stream], res["durations"].get(stream, 0)
+        ceiling = limit * page
+        print(f"| {stream} | {n:,} | {secs:.2f} | {rate(n, secs)} | {ceiling:,} | "
+              f"{(n / secs) / ceiling:.0%} |" if secs else f"| {stream} | {n} | - | - | - | - |")
+    print(f"\nrequests {stats['requests']}, 429s received {stats['rate_limited']}")
+
+
+def scenario_cpu(tmp: Path, sizes: list[int]) -> None:
+    print("\n## 3. No latency: CPU-bound throughput and memory\n")
+    print("| leads | records | wall s | records/s | tap CPU s | peak RSS MiB |")
+    print("|---|---|---|---|---|---|")
+    for leads in sizes:
+        with CloseEmulator(seed=44, n_leads=leads) as emu:
+            res = tap_close(emu, tmp)
+        total = sum(res["counts"].values())
+        print(f"| {leads:,} | {total:,} | {res['wall']:.1f} | {rate(total, res['wall'])} | "
+              f"{res['cpu']:.1f} | {res['rss']:.0f} |")
+        busiest = max(res["counts"], key=res["counts"].__getitem__)
+        secs = res["durations"].get(busiest, 0)
+        print(f"|  | ({busiest}: {res['counts'][busiest]:,} records, "
+              f"{rate(res['counts'][busiest], secs)}/s) | | | | |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--latency-leads", type=int, default=600)
+    parser.add_argument("--rate-leads", type=int, default=4000)
+    parser.add_argument("--rate-limit", type=int, default=10)
+    parser.add_argument("--cpu-sizes", default="1000,20000")
+    parser.add_argument("--only", choices=["1", "2", "3"])
+    args = parser.parse_args()
+    print(f"# tap-close benchmark ({platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')})")
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        if args.only in (None, "1"):
+            scenario_latency(tmp, args.latency_leads)
+        if args.only in (None, "2"):
+            scenario_rate_limit(tmp, args.rate_leads, args.rate_limit)
+        if args.only in (None, "3"):
+            scenario_cpu(tmp, [int(n) for n in args.cpu_sizes.split(",")])
+
+
+if __name__ == "__main__":
+    main()
