@@ -29,6 +29,40 @@ class AuthError(Exception):
     """A credential problem the user must fix; the message never holds a secret."""
 
 
+# A stop signal (SIGTERM, SIGINT) that arrives while a refresh token is being rotated waits
+# until the new token is saved: Close has already revoked the old one at that point.
+_signal_lock = threading.RLock()  # re-entrant: the handler runs in the main thread
+_critical = 0
+_deferred: list[int] = []
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold stop signals (see `defer_signal`) until the block ends, then re-deliver them."""
+    global _critical  # noqa: PLW0603
+    with _signal_lock:
+        _critical += 1
+    try:
+        yield
+    finally:
+        with _signal_lock:
+            _critical -= 1
+            pending = list(_deferred) if _critical == 0 else []
+            if _critical == 0:
+                _deferred.clear()
+        for signum in pending:
+            os.kill(os.getpid(), signum)
+
+
+def defer_signal(signum: int) -> bool:
+    """For signal handlers: True if a token rotation is under way and `signum` was queued."""
+    with _signal_lock:
+        if _critical:
+            _deferred.append(signum)
+            return True
+    return False
+
+
 def fingerprint(secret: str) -> str:
     """Return a short one-way fingerprint of a secret (safe to store and compare)."""
     return hashlib.sha256(secret.encode()).hexdigest()[:32]
@@ -215,21 +249,22 @@ class CloseOAuth(AuthBase):
                     self._expires_at = expires_at
                     return
             refresh_token = stored["refresh_token"] if stored else self._configured_refresh
-            body = self._token_request(refresh_token)
-            new_refresh = body.get("refresh_token") or refresh_token
-            expires_in = float(body.get("expires_in") or 3600)
-            # Refresh a little before expiry: 60 s, or a fifth of very short lifetimes.
-            expires_at = time.time() + expires_in - min(60.0, expires_in / 5)
-            self.store.save(
-                {
-                    "client_id": self.client_id,
-                    "seed": self._seed,
-                    "refresh_token": new_refresh,
-                    "access_token": body["access_token"],
-                    "expires_at": expires_at,
-                    "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                }
-            )
+            with signals_deferred():  # once Close rotates the token, it must reach the store
+                body = self._token_request(refresh_token)
+                new_refresh = body.get("refresh_token") or refresh_token
+                expires_in = float(body.get("expires_in") or 3600)
+                # Refresh a little before expiry: 60 s, or a fifth of very short lifetimes.
+                expires_at = time.time() + expires_in - min(60.0, expires_in / 5)
+                self.store.save(
+                    {
+                        "client_id": self.client_id,
+                        "seed": self._seed,
+                        "refresh_token": new_refresh,
+                        "access_token": body["access_token"],
+                        "expires_at": expires_at,
+                        "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    }
+                )
             self._access_token = str(body["access_token"])
             self._expires_at = expires_at
             self.refresh_count += 1

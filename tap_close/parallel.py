@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 _DONE = object()
@@ -79,3 +79,56 @@ def ordered(tasks: Iterable[Callable[[], Iterable[T]]], workers: int) -> Iterato
             yield from running.pop(0).results()
     finally:
         stop.set()
+
+
+def chunked(items: Iterable[T], size: int = 100) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class Prefetcher:
+    """Reads the next streams' records in the background while the SDK writes this one.
+
+    The SDK syncs streams one after another; most Close streams are a few pages, so the
+    time goes into waiting on HTTP. Up to `ahead` later streams start fetching early into
+    bounded buffers; each stream still writes its records, in order, when its turn comes.
+    """
+
+    def __init__(self, streams: Callable[[], list[Any]], ahead: int) -> None:
+        self._streams = streams
+        self.ahead = ahead
+        self._stop = threading.Event()
+        self._tasks: dict[str, _Task[list[Any]]] = {}
+        self._started: set[str] = set()
+
+    def take(self, stream: Any, context: Any) -> Iterator[Any] | None:
+        """The prefetched records of `stream` (None: read it now), and start the next ones."""
+        if self.ahead <= 1 or context is not None:
+            return None
+        order = self._streams()
+        task = self._tasks.pop(stream.name, None)
+        self._started.add(stream.name)
+        names = [s.name for s in order]
+        after = order[names.index(stream.name) + 1:] if stream.name in names else []
+        for upcoming in after[: self.ahead]:
+            if upcoming.name not in self._started:
+                self._started.add(upcoming.name)
+                upcoming._write_starting_replication_value(None)
+                self._tasks[upcoming.name] = _Task(self._producer(upcoming), self._stop)
+                self._tasks[upcoming.name].thread.start()
+        if task is None:
+            return None
+        return (item for chunk in task.results() for item in chunk)
+
+    @staticmethod
+    def _producer(stream: Any) -> Callable[[], Iterable[list[Any]]]:
+        return lambda: chunked(stream.read_records(None))
+
+    def close(self) -> None:
+        self._stop.set()

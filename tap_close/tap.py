@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import signal
 import sys
 from collections.abc import Callable
 from decimal import Decimal
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -17,7 +18,7 @@ from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_close import __version__
+from tap_close import __version__, parallel
 from tap_close.auth import (
     DEFAULT_TOKEN_URL,
     AuthError,
@@ -25,12 +26,15 @@ from tap_close.auth import (
     TokenStore,
     api_key_auth,
     default_token_store_path,
+    defer_signal,
 )
 from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient
+from tap_close.parallel import Prefetcher
 from tap_close.streams import STREAM_TYPES
 from tap_close.streams.changes import EventScan
 
 DEFAULT_API_URL = "https://api.close.com/api/v1"
+DEFAULT_CONCURRENCY = 8
 OAUTH_KEYS = ("client_id", "client_secret", "refresh_token")
 STRING_KEYS = (
     "api_key", *OAUTH_KEYS, "oauth_scopes", "token_store_path", "start_date", "api_url",
@@ -131,7 +135,8 @@ SETTINGS = th.PropertiesList(
                 description="User-Agent header sent to Close."),
     th.Property("request_timeout", th.NumberType, default=300, title="Request timeout",
                 description="Seconds to wait for one HTTP response before retrying."),
-    th.Property("max_concurrency", th.IntegerType, default=4, title="Max concurrency",
+    th.Property("max_concurrency", th.IntegerType, default=DEFAULT_CONCURRENCY,
+                title="Max concurrency",
                 description="Requests in flight at once within a stream (date windows, pages, "
                 "fan-outs), always within Close's rate limits. 1 = sequential."),
     th.Property("use_export_for_backfill", th.BooleanType, default=False,
@@ -183,6 +188,20 @@ class TapClose(Tap):
         """When this run began (UTC): the next run re-reads events from here."""
         return dt.datetime.now(dt.timezone.utc)
 
+    @property
+    def workers(self) -> int:
+        return int(self.config.get("max_concurrency") or DEFAULT_CONCURRENCY)
+
+    @cached_property
+    def prefetcher(self) -> Prefetcher:
+        """Fetches the next streams ahead while the current one is written."""
+        return Prefetcher(self._sync_order, self.workers)
+
+    def _sync_order(self) -> list:
+        """The streams `sync_all` will sync, in its order."""
+        return [s for s in self.streams.values()
+                if (s.selected or s.has_selected_descendents) and not s.parent_stream_type]
+
     @cached_property
     def event_scan(self) -> EventScan:
         return EventScan(self.client)
@@ -194,7 +213,7 @@ class TapClose(Tap):
             self.authenticator,
             timeout=float(self.config.get("request_timeout") or 300),
             user_agent=self.config.get("user_agent") or f"tap-close/{__version__}",
-            workers=int(self.config.get("max_concurrency") or 4),
+            workers=self.workers,
         )
 
     def custom_field_definitions(self, object_type: str) -> list[dict]:
@@ -213,8 +232,15 @@ class TapClose(Tap):
             cache[object_type] = [f for f in body.get("fields") or [] if isinstance(f, dict)]
         return cache[object_type]
 
+    def _custom_fields_page(self, object_type: str) -> list[list[dict]]:
+        return [self.custom_field_definitions(object_type)]
+
     def discover_streams(self) -> list:
         _ = self.run_started
+        # The custom field lists are independent: fetch them concurrently.
+        objects = ("lead", "contact", "opportunity", *LISTED_FIELDS)
+        fetches = [partial(self._custom_fields_page, o) for o in objects]
+        list(parallel.ordered(fetches, self.workers))
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
     def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK; extended, not replaced
@@ -225,6 +251,18 @@ class TapClose(Tap):
             stats["requests"], stats["retries"], stats["rate_limited"],
             getattr(self.authenticator, "refresh_count", 0),
         )
+
+    def _handle_termination(self, signum: int, frame: Any) -> None:
+        """SIGTERM/SIGINT: stop now with one line and exit 128 + signal (the run is incomplete;
+        the last STATE message written is where the next run resumes). A refresh token being
+        rotated is saved first."""
+        if defer_signal(signum):
+            self.logger.info("Stop signal received: finishing the token refresh first.")
+            return
+        self.logger.warning(
+            "Stopped by %s: the sync is incomplete; the next run resumes from the last STATE "
+            "message.", signal.Signals(signum).name)
+        sys.exit(128 + signum)
 
     @classmethod
     def get_singer_command(cls) -> Any:

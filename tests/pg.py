@@ -64,9 +64,10 @@ class PgServer:
             **kwargs,
         )
 
-    def query(self, dbname: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def query(self, dbname: str, query: Any, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one statement (`query`: a string or a `psycopg.sql` composition)."""
         with self.connect(dbname) as conn, conn.cursor() as cur:
-            cur.execute(sql, params)
+            cur.execute(query, params)
             return cur.fetchall() if cur.description else []
 
     @contextlib.contextmanager

@@ -138,11 +138,26 @@ def store_files(store: Path | None) -> dict[str, str]:
     return out
 
 
+def track_tokens(emu: CloseEmulator) -> CloseEmulator:
+    """Remember every token the emulator's token endpoint hands out (spent ones included)."""
+    issued: list[str] = emu.__dict__.setdefault("issued_tokens", [])
+    grant = emu.oauth.grant
+
+    def recording(form: dict[str, str]) -> dict[str, Any]:
+        body = grant(form)
+        issued.extend([body["access_token"], body["refresh_token"]])
+        return body
+
+    emu.oauth.grant = recording  # type: ignore[method-assign]
+    return emu
+
+
 def emulator_secrets(emu: CloseEmulator, *extra: str) -> list[str]:
-    """The api key and client secret, every refresh and access token the emulator issued."""
+    """The api key, the client secret and every token issued (see `track_tokens`)."""
     with emu.oauth._lock:
         tokens = [*emu.oauth._refresh, *emu.oauth._access]
-    return [emu.api_key, emu.client_secret, *tokens, *extra]
+    issued = emu.__dict__.get("issued_tokens", [])
+    return [emu.api_key, emu.client_secret, *tokens, *issued, *extra]
 
 
 def assert_clean(

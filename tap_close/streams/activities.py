@@ -142,12 +142,11 @@ class TasksStream(EventReplay, CloseStream):
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
         """Bookmarks move per finished window instead (records are not in key order)."""
 
-    def read_records(self, context: Context | None) -> Iterator[dict]:
+    def read_records(self, context: Context | None) -> Iterator[Any]:
         start = self.get_starting_timestamp(context)
         lower = start.astimezone(UTC) if start else dt.datetime(2012, 1, 1, tzinfo=UTC)
         upper = self._tap.run_started
         pending = [(lower, upper)]
-        state = self.get_context_state(context)
         while pending:
             window = pending.pop()
             try:
@@ -160,8 +159,8 @@ class TasksStream(EventReplay, CloseStream):
                 pending += [(middle, window[1]), (window[0], middle)]  # earlier half first
                 self.logger.info("max_skip: splitting %s at %s", self.name, format_ts(middle))
                 continue
-            state["replication_key"] = self.replication_key
-            state["replication_key_value"] = format_ts(window[1])
+            yield self.update_state(context, replication_key=self.replication_key,
+                                    replication_key_value=format_ts(window[1]))
         yield from self.replay(context)
 
     def _read_window(self, lower: dt.datetime, upper: dt.datetime) -> Iterator[dict]:

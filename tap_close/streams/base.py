@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Generator, Iterable, Iterator
+import math
+from collections.abc import Callable, Generator, Iterable, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -37,6 +38,19 @@ def parse_ts(value: Any) -> dt.datetime | None:
 def format_ts(value: dt.datetime) -> str:
     """Canonical UTC form, so bookmarks compare correctly as strings."""
     return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class Deferred:
+    """A change of stream state, yielded among the records by `read_records`.
+
+    It is applied when the records before it have been written, in the main thread: so
+    STATE never runs ahead of the data, even when the records were fetched in advance.
+    """
+
+    __slots__ = ("apply",)
+
+    def __init__(self, apply: Callable[[], None]) -> None:
+        self.apply = apply
 
 
 class CloseStream(Stream):
@@ -96,13 +110,30 @@ class CloseStream(Stream):
         return True
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
-        """Records of this stream; an endpoint the credential may not use is skipped."""
+        """Records of this stream; an endpoint the credential may not use is skipped.
+
+        The records may have been fetched ahead (see `prefetch`) while earlier streams
+        were written; `Deferred` state changes are applied here, in order.
+        """
+        source = self._tap.prefetcher.take(self, context)
         try:
-            yield from self.read_records(context)
+            for item in source or self.read_records(context):
+                if isinstance(item, Deferred):
+                    item.apply()
+                else:
+                    yield item
         except AccessDeniedError as exc:
             self.logger.warning("Skipping stream '%s': %s", self.name, exc)
 
-    def read_records(self, context: Context | None) -> Iterable[dict]:
+    def replaying(self, flag: bool) -> Deferred:
+        """Mark the records that follow as replayed (older: the bookmark must not move)."""
+        return Deferred(lambda: setattr(self, "_replaying", flag))
+
+    def update_state(self, context: Context | None, **values: Any) -> Deferred:
+        state = self.get_context_state(context)
+        return Deferred(lambda: state.update(values))
+
+    def read_records(self, context: Context | None) -> Iterable[Any]:
         for page in self.client.pages(
             self.path, self.base_params(context), page_size=self.page_size
         ):
@@ -138,6 +169,7 @@ class Window:
         self.ids_at_lower: set[str] = set()
         self.finished = False
         self._progressed = True
+        self.first_key: dt.datetime | None = None  # of the first page: density estimate
 
     def resume_point(self) -> tuple[dt.datetime, set[str]]:
         assert self.lower is not None
@@ -168,6 +200,8 @@ class Window:
                         key == self.start and rid in self.emitted_at_start)):
                     continue  # emitted by an earlier run
                 rows.append(row)
+            if self.first_key is None and page_keys:
+                self.first_key = page_keys[0][0]
             more = bool(body.get("has_more")) and bool(page_keys)
             if more:
                 self._advance(page_keys, overlap)
@@ -217,7 +251,7 @@ class IncrementalStream(CloseStream):
                 ids = set(state.get("bookmark_ids") or [])
         return (start.astimezone(UTC) if start else None), ids
 
-    def read_records(self, context: Context | None) -> Iterator[dict]:
+    def read_records(self, context: Context | None) -> Iterator[Any]:
         start, emitted_at_start = self._start(context)
         yield from self.keyset(self.base_params(context), start, emitted_at_start)
 
@@ -251,7 +285,10 @@ class IncrementalStream(CloseStream):
         now = self.floor(self._tap.run_started)
         bounds = [cut[0]]
         if cut[0] < now:
-            parts = workers * 4
+            # As many windows as the first page's density suggests pages (at most 4/worker).
+            read = (cut[0] - first.first_key) if first.first_key else None
+            pages_left = (now - cut[0]) / read if read else float(workers * 4)
+            parts = max(1, min(workers * 4, math.ceil(pages_left)))
             step = (now - cut[0]) / parts
             bounds += sorted({self.floor(cut[0] + step * i) for i in range(1, parts)} | {now})
             bounds = [b for i, b in enumerate(bounds) if i == 0 or b > bounds[i - 1]]

@@ -8,11 +8,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tap_close.client import CloseAPIError, CloseClient
-from tap_close.streams.base import UTC, format_ts, parse_ts
+from tap_close.streams.base import UTC, CloseStream, Deferred, format_ts, parse_ts
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
-    from singer_sdk.streams import Stream
 
     from tap_close.tap import TapClose
 
@@ -70,7 +69,7 @@ class EventScan:
 
 
 if TYPE_CHECKING:
-    _Base = Stream
+    _Base = CloseStream
 else:
     _Base = object
 
@@ -89,9 +88,37 @@ class EventReplay(_Base):
     _tap: TapClose
     _replaying = False
 
-    def read_records(self, context: Context | None) -> Iterator[dict]:
-        yield from super().read_records(context)  # type: ignore[misc]
+    def read_records(self, context: Context | None) -> Iterator[Any]:
+        yield from super().read_records(context)
         yield from self.replay(context)
+
+    def get_records(self, context: Context | None) -> Iterator[Any]:
+        self.checkpoint_position(context)
+        yield from super().get_records(context)
+
+    def checkpoint_position(self, context: Context | None) -> None:
+        """Before a stream's first main pass: record this run's start and write STATE.
+
+        Run in the main thread when the stream's turn comes. If the run dies before the stream
+        ends, the next run (resuming from that STATE) still replays the events since this run
+        began, so rows emitted before the crash and deleted since get their tombstones. The
+        position is marked incomplete, and this run's own replay ignores it.
+        """
+        state = self.get_context_state(context)
+        if state.get("events"):
+            return
+        state["events"] = {"since": format_ts(self._tap.run_started), "seen": [],
+                           "complete": False}
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    def previous_position(self, context: Context | None) -> dict | None:
+        """The event position of an earlier run (None on a first run)."""
+        position = self.get_context_state(context).get("events")
+        if not position or (position.get("complete") is False
+                            and position.get("since") == format_ts(self._tap.run_started)):
+            return None  # none, or this run's own checkpoint
+        return dict(position)
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
         """A replication key later than now (bad data, clock skew) never becomes the bookmark.
@@ -109,14 +136,14 @@ class EventReplay(_Base):
     def owns(self, event: dict) -> bool:
         return event.get("object_type") in self.event_object_types
 
-    def route(self, event: dict, row: dict) -> dict | None:
-        """Where a replayed row goes: returned rows are this stream's; None = written elsewhere."""
+    def route(self, event: dict, row: dict) -> dict | Deferred | None:
+        """Where a replayed row goes: returned rows are this stream's; None = written elsewhere
+        (a Deferred: written elsewhere, in order, by the main thread)."""
         return row
 
-    def replay(self, context: Context | None) -> Iterator[dict]:
+    def replay(self, context: Context | None) -> Iterator[Any]:
         """Yield tombstones and refreshed records for this stream's events since last run."""
-        state = self.get_context_state(context)
-        previous = state.get("events")
+        previous = self.previous_position(context)
         run_start = self._tap.run_started
         last = parse_ts((previous or {}).get("since"))
         if previous and last:
@@ -129,16 +156,14 @@ class EventReplay(_Base):
                     self.name, format_ts(run_start - RETENTION),
                 )
             seen = set(previous.get("seen") or [])
-            self._replaying = True
-            try:
-                yield from self._replay_events(self._tap.event_scan.events_since(since), seen)
-            finally:
-                self._replaying = False
+            yield self.replaying(True)
+            yield from self._replay_events(self._tap.event_scan.events_since(since), seen)
+            yield self.replaying(False)
         recent = run_start - SETTLE
         keys = [event_key(e) for e in self._tap.event_scan.events_since(recent) if self.owns(e)]
-        state["events"] = {"since": format_ts(run_start), "seen": keys}
+        yield self.update_state(context, events={"since": format_ts(run_start), "seen": keys})
 
-    def _replay_events(self, events: list[dict], seen: set[str]) -> Iterator[dict]:
+    def _replay_events(self, events: list[dict], seen: set[str]) -> Iterator[dict | Deferred]:
         for event, row in self._changes(events, seen):
             routed = self.route(event, row)
             if routed is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tap_close import schemas
 from tap_close.streams.base import CloseStream
@@ -26,7 +26,7 @@ class CommentsStream(EventReplay, CloseStream):
     static_schema = schemas.COMMENT
     event_object_types = ("comment",)
 
-    def read_records(self, context: Context | None) -> Iterator[dict]:
+    def read_records(self, context: Context | None) -> Iterator[Any]:
         for threads in self.client.pages("/comment_thread/", {"_fields": "id,num_comments"}):
             for thread in threads:
                 if thread.get("num_comments") == 0:

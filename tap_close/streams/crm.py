@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from tap_close import schemas
 from tap_close.client import CloseAPIError
 from tap_close.export import ExportError, run_export
-from tap_close.streams.base import CloseStream, IncrementalStream, format_ts
+from tap_close.streams.base import CloseStream, Deferred, IncrementalStream, format_ts
 from tap_close.streams.changes import EventReplay
 
 if TYPE_CHECKING:
@@ -34,22 +34,23 @@ class LeadsStream(EventReplay, IncrementalStream):
     def floor(self, value: dt.datetime) -> dt.datetime:
         return value.replace(second=0, microsecond=0)
 
-    def read_records(self, context: Context | None) -> Iterator[dict]:
+    def read_records(self, context: Context | None) -> Iterator[Any]:
         state = self.get_context_state(context)
         if self.config.get("use_export_for_backfill") and not state.get("replication_key_value"):
             started = dt.datetime.now(dt.timezone.utc)
-            self._replaying = True  # export rows are unsorted: the bookmark is set at the end
+            yield self.replaying(True)  # export rows are unsorted: the bookmark is set after
             try:
                 yield from run_export(self.client)
             except (ExportError, CloseAPIError) as exc:
                 self.logger.warning("Export backfill failed (%s); paging /lead/ instead", exc)
             else:
-                state.update(replication_key=self.replication_key,
-                             replication_key_value=format_ts(started), bookmark_ids=[])
+                yield self.update_state(context, replication_key=self.replication_key,
+                                        replication_key_value=format_ts(started),
+                                        bookmark_ids=[])
+                yield self.replaying(False)
                 yield from self.replay(context)
                 return
-            finally:
-                self._replaying = False
+            yield self.replaying(False)
         yield from super().read_records(context)
 
     def window_params(
@@ -69,12 +70,13 @@ class LeadsStream(EventReplay, IncrementalStream):
             fields.append(self.replication_key)
         return fields
 
-    def route(self, event: dict, row: dict) -> dict | None:
+    def route(self, event: dict, row: dict) -> dict | Deferred | None:
         if event.get("object_type") != "contact":
             return row
         contacts = self._tap.streams.get("contacts")
         if isinstance(contacts, ContactsStream) and contacts.selected:
-            contacts.emit(row)
+            # written in order, in the main thread (the replay may run in a prefetch thread)
+            return Deferred(lambda: contacts.emit(row))
         return None
 
     def get_child_context(self, record: dict, context: Context | None) -> dict:

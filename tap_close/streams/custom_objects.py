@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tap_close import schemas
 from tap_close.streams.base import CloseStream, IncrementalStream, parse_ts
@@ -40,14 +40,22 @@ class CustomObjectsStream(EventReplay, CloseStream):
     replay_updates = True
     replay_creates = True
 
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """No: after the first run only changes are sent, so no row may be dropped."""
+        return False
+
     def object_path(self, object_id: str) -> str:
         return f"{self.path}{object_id}/"
 
     def _needs_full_listing(self, context: Context | None) -> bool:
-        since = parse_ts((self.get_context_state(context).get("events") or {}).get("since"))
+        position = self.previous_position(context) or {}
+        since = parse_ts(position.get("since"))
+        if position.get("complete") is False:  # the last run died before listing them all
+            return True
         return since is None or since < self._tap.run_started - RETENTION
 
-    def read_records(self, context: Context | None) -> Iterator[dict]:
+    def read_records(self, context: Context | None) -> Iterator[Any]:
         if self._needs_full_listing(context) and self._has_types():
             leads = self._tap.streams["leads"]
             assert isinstance(leads, IncrementalStream)

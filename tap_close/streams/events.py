@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tap_close import schemas
 from tap_close.streams.base import UTC, CloseStream, format_ts
@@ -29,7 +29,7 @@ class EventsStream(CloseStream):
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
         """The bookmark is the end of the window read, set once the window is done."""
 
-    def read_records(self, context: Context | None) -> Iterator[dict]:
+    def read_records(self, context: Context | None) -> Iterator[Any]:
         start = self.get_starting_timestamp(context)
         upper = self._tap.run_started - SETTLE
         oldest = self._tap.run_started - RETENTION
@@ -49,6 +49,5 @@ class EventsStream(CloseStream):
                 continue  # the same event twice across pages
             seen.add(str(event.get("id")))
             yield event
-        state = self.get_context_state(context)
-        state["replication_key"] = self.replication_key
-        state["replication_key_value"] = format_ts(upper)
+        yield self.update_state(context, replication_key=self.replication_key,
+                                replication_key_value=format_ts(upper))

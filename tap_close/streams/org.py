@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tap_close import schemas
 from tap_close.streams.base import CloseStream
@@ -27,7 +27,7 @@ class OrganizationsStream(CloseStream):
     path = "/organization/"
     static_schema = schemas.ORGANIZATION
 
-    def read_records(self, context: Context | None) -> Iterator[dict]:
+    def read_records(self, context: Context | None) -> Iterator[Any]:
         for org_id in organization_ids(self):
             yield self.client.get(f"{self.path}{org_id}/")
 
@@ -39,7 +39,7 @@ class MembershipsStream(CloseStream):
     path = "/organization/"
     static_schema = schemas.MEMBERSHIP
 
-    def read_records(self, context: Context | None) -> Iterator[dict]:
+    def read_records(self, context: Context | None) -> Iterator[Any]:
         for org_id in organization_ids(self):
             org = self.client.get(f"{self.path}{org_id}/",
                                   {"_fields": "memberships,inactive_memberships"})
@@ -56,7 +56,7 @@ class GroupsStream(EventReplay, CloseStream):
     static_schema = schemas.GROUP
     event_object_types = ("group",)
 
-    def read_records(self, context: Context | None) -> Iterator[dict]:
+    def read_records(self, context: Context | None) -> Iterator[Any]:
         for page in self.client.pages(self.path):
             for group in page:
                 detail = self.client.get(f"{self.path}{group['id']}/",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tap_close import schemas
 from tap_close.streams.base import CloseStream
@@ -40,7 +40,7 @@ class SequenceSubscriptionsStream(CloseStream):
     path = "/sequence_subscription/"
     static_schema = schemas.SEQUENCE_SUBSCRIPTION
 
-    def read_records(self, context: Context | None) -> Iterator[dict]:
+    def read_records(self, context: Context | None) -> Iterator[Any]:
         for sequences in self.client.pages("/sequence/", {"_fields": "id"}):
             for sequence in sequences:
                 params = {"sequence_id": sequence["id"]}

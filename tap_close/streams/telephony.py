@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tap_close import schemas
 from tap_close.streams.base import CloseStream
@@ -24,7 +24,7 @@ class SendAsStream(EventReplay, CloseStream):
     static_schema = schemas.SEND_AS
     event_object_types = ("send_as",)
 
-    def read_records(self, context: Context | None) -> Iterator[dict]:
+    def read_records(self, context: Context | None) -> Iterator[Any]:
         me = self.client.get("/me/", {"_fields": "id"})["id"]
         seen: set[str] = set()
         for side in ("allowing_user_id", "allowed_user_id"):
