@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import hashlib
@@ -27,6 +28,34 @@ AUTHORIZE_URL = "https://app.close.com/oauth2/authorize/"
 
 class AuthError(Exception):
     """A credential problem the user must fix; the message never holds a secret."""
+
+
+# Every credential this process holds, so that no output line can carry one (Close or a proxy
+# may repeat a request's Authorization header in an error message).
+_secrets: set[str] = set()
+_secrets_lock = threading.RLock()  # re-entrant: a signal handler may log (and redact)
+REDACTED = "[redacted]"
+
+
+def register_secret(value: str | None, *, basic: bool = False) -> None:
+    """Remember a credential (and, for an API key, its HTTP Basic form) for `redact`."""
+    if not value or len(value) < 4:
+        return
+    forms = {value}
+    if basic:
+        forms.add(base64.b64encode(f"{value}:".encode()).decode())
+    with _secrets_lock:
+        _secrets.update(forms)
+
+
+def redact(text: str) -> str:
+    """`text` with every registered credential replaced by [redacted]."""
+    with _secrets_lock:
+        values = sorted(_secrets, key=len, reverse=True)
+    for value in values:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
 
 
 # A stop signal (SIGTERM, SIGINT) that arrives while a refresh token is being rotated waits
@@ -161,6 +190,7 @@ class TokenStore:
 
 def api_key_auth(api_key: str) -> AuthBase:
     """HTTP Basic with the API key as username and an empty password."""
+    register_secret(api_key, basic=True)
     return HTTPBasicAuth(api_key, "")
 
 
@@ -186,6 +216,8 @@ class CloseOAuth(AuthBase):
         self.client_id = client_id
         self._client_secret = client_secret
         self._configured_refresh = refresh_token
+        register_secret(client_secret)
+        register_secret(refresh_token)
         self._seed = fingerprint(refresh_token)
         self.store = store
         self.token_url = token_url
@@ -246,6 +278,7 @@ class CloseOAuth(AuthBase):
                 expires_at = float(stored.get("expires_at") or 0)
                 if self._valid(expires_at):
                     self._access_token = str(stored["access_token"])
+                    register_secret(self._access_token)
                     self._expires_at = expires_at
                     return
             refresh_token = stored["refresh_token"] if stored else self._configured_refresh
@@ -266,6 +299,8 @@ class CloseOAuth(AuthBase):
                     }
                 )
             self._access_token = str(body["access_token"])
+            register_secret(self._access_token)
+            register_secret(new_refresh)
             self._expires_at = expires_at
             self.refresh_count += 1
             logger.info("OAuth access token refreshed; rotated refresh token saved to %s",

@@ -119,6 +119,9 @@ class Prefetcher:
         for upcoming in after[: self.ahead]:
             if upcoming.name not in self._started:
                 self._started.add(upcoming.name)
+                # State dicts are created here, in the main thread: the SDK serialises the
+                # whole state while other threads read theirs.
+                upcoming.get_context_state(None)
                 upcoming._write_starting_replication_value(None)
                 self._tasks[upcoming.name] = _Task(self._producer(upcoming), self._stop)
                 self._tasks[upcoming.name].thread.start()

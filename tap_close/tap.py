@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -15,8 +17,11 @@ from urllib.parse import urlparse
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers._classproperty import classproperty
+from singer_sdk.singerlib import Message, RecordMessage
 
 from tap_close import __version__, parallel
 from tap_close.auth import (
@@ -27,6 +32,7 @@ from tap_close.auth import (
     api_key_auth,
     default_token_store_path,
     defer_signal,
+    redact,
 )
 from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient
 from tap_close.parallel import Prefetcher
@@ -40,6 +46,8 @@ STRING_KEYS = (
     "api_key", *OAUTH_KEYS, "oauth_scopes", "token_store_path", "start_date", "api_url",
     "oauth_token_url", "user_agent",
 )
+BOOLEAN_KEYS = ("track_deletes", "use_export_for_backfill")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 #: Objects whose custom fields come from a list of every type's fields.
@@ -51,6 +59,11 @@ LISTED_FIELDS = {
 
 class ConfigError(Exception):
     """A bad setting; the message names the setting, never its value."""
+
+
+def _json_types(prop: dict[str, Any]) -> set[str]:
+    kind = prop.get("type")
+    return {kind} if isinstance(kind, str) else set(kind or ())
 
 
 def _check_url(config: dict[str, Any], key: str) -> None:
@@ -80,7 +93,18 @@ def validate_settings(config: dict[str, Any], known: set[str]) -> None:
     if oauth and oauth != set(OAUTH_KEYS):
         missing = [k for k in OAUTH_KEYS if k not in oauth]
         raise ConfigError(f"Incomplete OAuth settings: missing {', '.join(missing)}")
-    if config.get("start_date"):
+    for key in sorted(present):  # a pasted secret with a line break fails in odd ways later
+        if config[key] != config[key].strip() or _CONTROL.search(config[key]):
+            raise ConfigError(f"{key} has leading/trailing spaces or control characters")
+    if _CONTROL.search(config.get("user_agent") or ""):
+        raise ConfigError("user_agent must not contain line breaks or control characters")
+    if config.get("token_store_path") is not None and not config["token_store_path"].strip():
+        raise ConfigError("token_store_path is empty: set a file path, or remove it for the "
+                          "default location")
+    for key in BOOLEAN_KEYS:
+        if config.get(key) is not None and not isinstance(config[key], bool):
+            raise ConfigError(f"{key} must be true or false")
+    if config.get("start_date") is not None:
         try:
             start = dt.datetime.fromisoformat(str(config["start_date"]).replace("Z", "+00:00"))
         except ValueError:
@@ -149,15 +173,45 @@ SETTINGS = th.PropertiesList(
 )
 
 
+class LineWriter(MsgSpecWriter):
+    """msgspec lines; stdout is flushed for every message but RECORDs (order is unchanged:
+    a STATE always reaches the target after the records before it)."""
+
+    def write_message(self, message: Message) -> None:
+        sys.stdout.buffer.write(self.format_message(message))
+        if not isinstance(message, RecordMessage):
+            sys.stdout.flush()
+
+
 class TapClose(Tap):
     """Singer tap for Close CRM, with API-key or OAuth (rotating refresh token) auth."""
 
     name = "tap-close"
     plugin_version = __version__
-    message_writer_class = MsgSpecWriter
+    message_writer_class = LineWriter
     dynamic_catalog = True
 
     config_jsonschema = SETTINGS.to_dict()
+
+    @classproperty
+    def _env_var_config(cls) -> dict[str, Any]:
+        """Settings from TAP_CLOSE_* variables (`--config ENV`), with numbers parsed here: the
+        SDK keeps `number` settings as text and dies with a bare ValueError on `integer` ones."""
+        schema = cls.config_jsonschema
+        cls.append_builtin_config(schema)
+        numeric = {name: _json_types(prop) for name, prop in schema["properties"].items()
+                   if {"integer", "number"} & _json_types(prop)}
+        as_text = {name: {"type": ["string"]} for name in numeric}
+        lenient = {**schema, "properties": {**schema["properties"], **as_text}}
+        config = parse_environment_config(lenient, cls._env_var_prefix)
+        for name in numeric.keys() & config.keys():
+            text = str(config[name]).strip()
+            try:
+                config[name] = int(text) if "integer" in numeric[name] else float(text)
+            except ValueError:
+                variable = cls._env_var_prefix + name.upper().replace("-", "_")
+                raise ConfigError(f"{variable} ({name}) must be a number") from None
+        return config
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         schema = SETTINGS.to_dict()
@@ -269,7 +323,28 @@ class TapClose(Tap):
         """The SDK command, with known errors reported as one line and exit code 1."""
         command = super().get_singer_command()
         command.main = _clean_errors(command.main, cls.logger)  # type: ignore[method-assign]
+        for handler in logging.getLogger().handlers:  # the SDK's console handler
+            if not any(isinstance(f, OutputFilter) for f in handler.filters):
+                handler.addFilter(OutputFilter())
         return command
+
+
+class OutputFilter(logging.Filter):
+    """Applied to every log line: credentials are redacted (Close, or a proxy, may echo a
+    request's Authorization header in an error), and the SDK's "An unhandled error occurred
+    while syncing" line becomes INFO, so that a failure is one ERROR line: the error itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and str(record.msg).startswith(
+                "An unhandled error occurred while syncing"):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return True
 
 
 CLEAN_ERRORS = (ConfigError, AuthError, CloseAPIError)

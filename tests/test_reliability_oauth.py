@@ -8,6 +8,7 @@ actionable error line, a non-zero exit and no traceback; no secret ever reaches 
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import stat
@@ -195,3 +196,22 @@ def test_expired_token_store(tmp_path: Path) -> None:
         assert_one_clear_error(run, "invalid_grant", "tap-close-auth", str(store))
         assert_clean([first, run], emulator_secrets(emu, config["refresh_token"],
                                                     saved["refresh_token"]), store)
+
+
+def test_credentials_echoed_in_an_http_error_are_not_printed(tmp_path: Path) -> None:
+    """A proxy or API error that repeats the Authorization header must not leak it."""
+    with CloseEmulator(seed=57, n_leads=5) as emu:
+        track_tokens(emu)
+        key_config = api_key_config(emu)
+        emu.inject(["echo"], path_prefix="/api/v1/lead/")
+        key_run = run_cli(key_config, tmp_path, name="key")
+        assert_one_clear_error(key_run, "400", "/lead/")
+        basic = base64.b64encode(f"{emu.api_key}:".encode()).decode()
+        store = tmp_path / "close.json"
+        oauth = oauth_config(emu, str(store))
+        emu.inject(["echo"], path_prefix="/api/v1/lead/")
+        oauth_run = run_cli(oauth, tmp_path, name="oauth")
+        assert_one_clear_error(oauth_run, "400", "/lead/")
+        assert "[redacted]" in key_run.stderr and "[redacted]" in oauth_run.stderr
+        assert_clean([key_run, oauth_run], emulator_secrets(emu, basic, oauth["refresh_token"]),
+                     store)

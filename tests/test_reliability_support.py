@@ -59,7 +59,7 @@ class TapProcess:
 
     def __init__(
         self,
-        config: dict[str, Any],
+        config: dict[str, Any] | None,
         tmp: Path,
         *args: str,
         state: dict | None = None,
@@ -68,13 +68,15 @@ class TapProcess:
         state_every: int | None = None,
         name: str = "run",
     ) -> None:
+        xdg = tmp / "xdg"
+        tmp = tmp / "cli"  # the CLI's own files, away from any token store under tmp
         tmp.mkdir(parents=True, exist_ok=True)
-        cfg = tmp / f"{name}-config.json"
+        cfg = tmp / f"{name}-config.json"  # config None: --config ENV (TAP_CLOSE_* vars)
         cfg.write_text(json.dumps(config))
         cmd = [TAP]
         if state_every:
             cmd = [sys.executable, "-c", STATE_EVERY, str(state_every)]
-        cmd += ["--config", str(cfg), *args]
+        cmd += ["--config", str(cfg) if config is not None else "ENV", *args]
         if state is not None:
             (tmp / f"{name}-state.json").write_text(json.dumps(state))
             cmd += ["--state", str(tmp / f"{name}-state.json")]
@@ -83,7 +85,7 @@ class TapProcess:
             cmd += ["--catalog", str(tmp / f"{name}-catalog.json")]
         self.stderr_path = tmp / f"{name}-stderr.log"
         self._stderr = self.stderr_path.open("w")
-        proc_env = {**os.environ, "XDG_STATE_HOME": str(tmp / "xdg"), **(env or {})}
+        proc_env = {**os.environ, "XDG_STATE_HOME": str(xdg), **(env or {})}
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=proc_env
         )
@@ -119,7 +121,7 @@ class TapProcess:
         self.finish()
 
 
-def run_cli(config: dict[str, Any], tmp: Path, *args: str, **kwargs: Any) -> TapRun:
+def run_cli(config: dict[str, Any] | None, tmp: Path, *args: str, **kwargs: Any) -> TapRun:
     """Run to completion (like harness.run_tap, with the process helpers above)."""
     return TapProcess(config, tmp, *args, **kwargs).finish()
 

@@ -111,3 +111,13 @@ def test_export_json_reader_handles_arrays_lines_and_chunking() -> None:
         for size in (1, 3, 64, 100000):
             chunks = [text[i:i + size] for i in range(0, len(text), size)]
             assert list(iter_json_values(chunks)) == rows
+
+
+def test_normalize_ts_fast_path_matches_the_slow_one() -> None:
+    from tap_close.streams.base import normalize_ts
+
+    for value in ("2024-03-05T10:01:22.123456+00:00", "2019-11-04T11:04:13.014979",
+                  "2024-03-05T12:01:22.123456+02:00", "2024-03-05T10:01:22+00:00",
+                  "2024-03-05T10:01:22Z", "2024-03-05"):
+        assert normalize_ts(value) == format_ts(parse_ts(value))
+    assert normalize_ts("garbage") is None

@@ -9,6 +9,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from singer_sdk.helpers._typing import TypeConformanceLevel
 from singer_sdk.streams import Stream
 
 from tap_close import parallel
@@ -35,6 +36,17 @@ def parse_ts(value: Any) -> dt.datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def normalize_ts(value: Any) -> str | None:
+    """Canonical UTC text of a Close timestamp; Close's usual form passes untouched (fast)."""
+    if isinstance(value, str):
+        if len(value) == 32 and value[19] == "." and value.endswith("+00:00"):
+            return value
+        if len(value) == 26 and value[19] == "." and value[10] == "T":
+            return value + "+00:00"  # naive UTC with microseconds (pipelines, events)
+    parsed = parse_ts(value)
+    return format_ts(parsed) if parsed else None
+
+
 def format_ts(value: dt.datetime) -> str:
     """Canonical UTC form, so bookmarks compare correctly as strings."""
     return value.astimezone(UTC).isoformat(timespec="microseconds")
@@ -56,6 +68,8 @@ class Deferred:
 class CloseStream(Stream):
     """A Close list endpoint read with `_skip`/`_limit` paging (full table)."""
 
+    # Close sends JSON-native values; post_process keeps only the schema's keys.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     path: ClassVar[str]
     static_schema: ClassVar[dict]
     primary_keys: ClassVar[tuple[str, ...]] = ("id",)
@@ -69,6 +83,10 @@ class CloseStream(Stream):
 
     _tap: TapClose
     _replaying = False  # True while replaying events (older records: no bookmark change)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unknown_keys: set[str] = set()
 
     @property
     def client(self) -> CloseClient:
@@ -139,17 +157,30 @@ class CloseStream(Stream):
         ):
             yield from page
 
+    @cached_property
+    def _known_keys(self) -> frozenset[str]:
+        return frozenset(self.schema["properties"])
+
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        """Rename `custom.<id>` keys to typed columns and normalise timestamps to UTC."""
-        if self.custom_object:
-            for key in [k for k in row if k.startswith(CUSTOM_KEY)]:
-                row[custom_field_column(key[len(CUSTOM_KEY) :])] = row.pop(key)
+        """Keep the schema's keys (custom fields renamed to typed columns), UTC timestamps.
+
+        This is the whole conformance step: Close sends JSON-native values, so the SDK's
+        per-value type conformance is switched off (TYPE_CONFORMANCE_LEVEL = NONE).
+        """
+        known, out = self._known_keys, {}
+        for key, value in row.items():
+            if self.custom_object and key.startswith(CUSTOM_KEY):
+                key = custom_field_column(key[len(CUSTOM_KEY):])  # noqa: PLW2901
+            if key in known:
+                out[key] = value
+            elif key not in self._unknown_keys:
+                self._unknown_keys.add(key)
+                self.logger.info("%s: ignoring field %r, not in the schema", self.name, key)
         for key in self._datetime_keys:
-            value = row.get(key)
+            value = out.get(key)
             if value is not None:
-                parsed = parse_ts(value)
-                row[key] = format_ts(parsed) if parsed else None
-        return row
+                out[key] = normalize_ts(value)
+        return out
 
 
 class Window:

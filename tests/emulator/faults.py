@@ -9,8 +9,9 @@ import time
 from collections.abc import Iterable
 
 FAULT_KINDS = ("500", "502", "503", "504", "reset", "truncate", "slow", "429")
-#: Not in the default random mix: a 429 with no `rate_reset`, no RateLimit, no Retry-After.
-EXTRA_FAULT_KINDS = ("429bare",)
+#: Not in the default random mix: a 429 with no `rate_reset`, no RateLimit, no Retry-After;
+#: a 400 whose error text echoes the request's Authorization header (a misbehaving proxy).
+EXTRA_FAULT_KINDS = ("429bare", "echo")
 
 
 class FaultPlan:

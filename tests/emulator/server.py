@@ -108,6 +108,8 @@ class Engine:
             with self._lock:
                 self.counters["rate_limited"] += 1
             return json_reply(429, {"error": "Too many requests"})
+        elif fault == "echo":
+            return json_reply(400, {"error": f"Bad request (Authorization: {auth})"})
         if path.startswith("/oauth2/"):
             reply = self._oauth(method, path, body, auth)
         elif is_api:
