@@ -72,7 +72,7 @@ def tap_close(emu: CloseEmulator, tmp: Path, streams: set[str] | None = None, **
     config.write_text(json.dumps({"api_key": emu.api_key, "api_url": emu.api_url, **cfg}))
     cmd = [TAP, "--config", str(config)]
     if streams is not None:
-        catalog = json.loads(subprocess.run(cmd + ["--discover"], capture_output=True,
+        catalog = json.loads(subprocess.run([*cmd, "--discover"], capture_output=True,
                                             text=True, check=True).stdout)
         for entry in catalog["streams"]:
             for md in entry["metadata"]:
@@ -87,7 +87,7 @@ def tap_closeio(emu: CloseEmulator, tmp: Path) -> dict:
     config = tmp / "closeio.json"
     config.write_text(json.dumps({"api_key": emu.api_key, "start_date": "2023-01-01T00:00:00Z"}))
     base = [CLOSEIO_PY, "-c", CLOSEIO_RUN, emu.api_url, "--config", str(config)]
-    catalog = json.loads(subprocess.run(base + ["--discover"], capture_output=True, text=True,
+    catalog = json.loads(subprocess.run([*base, "--discover"], capture_output=True, text=True,
                                         check=True).stdout)
     for entry in catalog["streams"]:
         entry["schema"]["selected"] = True
@@ -95,7 +95,7 @@ def tap_closeio(emu: CloseEmulator, tmp: Path) -> dict:
             if md["breadcrumb"] == []:
                 md["metadata"]["selected"] = True
     (tmp / "closeio-catalog.json").write_text(json.dumps(catalog))
-    return run(base + ["--catalog", str(tmp / "closeio-catalog.json")])
+    return run([*base, "--catalog", str(tmp / "closeio-catalog.json")])
 
 
 def rate(records: int, seconds: float) -> str:
