@@ -163,6 +163,7 @@ class CloseClient:
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.workers = max(1, workers)
+        self._slots = threading.BoundedSemaphore(self.workers)  # requests in flight, in all
         self.auth = auth
         self.timeout = timeout
         self.user_agent = user_agent
@@ -205,9 +206,11 @@ class CloseClient:
             problem = ""
             header = None
             try:
-                response = self.session.request(
-                    method, url, params=params, json=json, auth=self.auth, timeout=self.timeout
-                )
+                with self._slots:
+                    response = self.session.request(
+                        method, url, params=params, json=json, auth=self.auth,
+                        timeout=self.timeout,
+                    )
                 header = response.headers.get("RateLimit")
             except requests.RequestException as exc:
                 problem = type(exc).__name__

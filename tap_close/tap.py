@@ -161,8 +161,9 @@ SETTINGS = th.PropertiesList(
                 description="Seconds to wait for one HTTP response before retrying."),
     th.Property("max_concurrency", th.IntegerType, default=DEFAULT_CONCURRENCY,
                 title="Max concurrency",
-                description="Requests in flight at once within a stream (date windows, pages, "
-                "fan-outs), always within Close's rate limits. 1 = sequential."),
+                description="Requests in flight at once (date windows, pages, fan-outs, and "
+                "the next streams read ahead), always within Close's rate limits. 1 = "
+                "sequential."),
     th.Property("use_export_for_backfill", th.BooleanType, default=False,
                 title="Use the Export API for the first load",
                 description="When leads have no bookmark, load them (with their contacts) from "

@@ -73,6 +73,9 @@ def test_second_run_emits_new_edited_and_deleted_exactly(emulator: CloseEmulator
 
     assert tombstones("leads") == {victim}
     assert tombstones("contacts") == victim_children["contacts"]
+    for row in second.records["contacts"]:  # a contact tombstone keeps the contact's fields
+        if row.get("_sdc_deleted_at"):
+            assert row["lead_id"] == victim and "emails" in row
     assert tombstones("opportunities") == victim_children["opportunities"] | {deleted_opp}
     assert tombstones("tasks") == victim_children["tasks"] | {deleted_task}
     assert tombstones("call_activities") == victim_children["call_activities"] | {deleted_call}

@@ -293,27 +293,27 @@ def mutate(emu: CloseEmulator) -> Mutations:
     deleted_contact = sorted(c["id"] for c in by_lead[deleted_contact_lead])[0]
     other_opps = sorted(o["id"] for o in opps if o["lead_id"] not in {doomed, contact_lead,
                                                                        deleted_contact_lead})
+    assert len(other_opps) >= 2, "the emulator data set has too few opportunities"
     updated_lead = next(lead for lead in others if lead != deleted_contact_lead)
-    mutations = Mutations(
+    updated_contact = by_lead[contact_lead][0]["id"]
+    emu.delete_lead(doomed)
+    emu.update_lead(updated_lead)
+    emu.update_contact(updated_contact)
+    emu.delete_contact(deleted_contact)
+    emu.delete_opportunity(other_opps[0])
+    emu.update_opportunity(other_opps[1])
+    return Mutations(
         deleted_lead=doomed,
         deleted_lead_contacts={c["id"] for c in by_lead[doomed]},
         deleted_lead_opps={o["id"] for o in opps if o["lead_id"] == doomed},
         updated_lead=updated_lead,
-        updated_contact=by_lead[contact_lead][0]["id"],
+        updated_contact=updated_contact,
         updated_contact_lead=contact_lead,
         deleted_contact=deleted_contact,
         deleted_opp=other_opps[0],
         updated_opp=other_opps[1],
-        new_lead="",
+        new_lead=emu.add_lead(),
     )
-    emu.delete_lead(doomed)
-    emu.update_lead(updated_lead)
-    emu.update_contact(mutations.updated_contact)
-    emu.delete_contact(deleted_contact)
-    emu.delete_opportunity(mutations.deleted_opp)
-    emu.update_opportunity(mutations.updated_opp)
-    new_lead = emu.add_lead()
-    return Mutations(**{**mutations.__dict__, "new_lead": new_lead})
 
 
 # --- target-jsonl ------------------------------------------------------------------------------

@@ -51,8 +51,8 @@ USER: JSONDict = th.PropertiesList(
 
 LEAD_STATUS: JSONDict = th.PropertiesList(*LEAD_STATUS_PROPERTIES).to_dict()
 
-OPPORTUNITY_STATUS: JSONDict = th.PropertiesList(
-    ID, *_strings("label", "type", "pipeline_id", "organization_id")
+OPPORTUNITY_STATUS: JSONDict = th.PropertiesList(  # `type` per the examples, `status_type` per
+    ID, *_strings("label", "type", "status_type", "pipeline_id", "organization_id")  # the docs
 ).to_dict()
 
 PIPELINE: JSONDict = th.PropertiesList(*PIPELINE_PROPERTIES).to_dict()

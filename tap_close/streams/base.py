@@ -316,10 +316,12 @@ class IncrementalStream(CloseStream):
         now = self.floor(self._tap.run_started)
         bounds = [cut[0]]
         if cut[0] < now:
-            # As many windows as the first page's density suggests pages (at most 4/worker).
+            # About three pages per window by the first page's density: enough windows to
+            # overlap latency, few enough that part-filled last pages waste little of a
+            # rate limit (at most two windows per worker).
             read = (cut[0] - first.first_key) if first.first_key else None
-            pages_left = (now - cut[0]) / read if read else float(workers * 4)
-            parts = max(1, min(workers * 4, math.ceil(pages_left)))
+            pages_left = (now - cut[0]) / read if read else float(workers * 6)
+            parts = max(1, min(workers * 2, math.ceil(pages_left / 3)))
             step = (now - cut[0]) / parts
             bounds += sorted({self.floor(cut[0] + step * i) for i in range(1, parts)} | {now})
             bounds = [b for i, b in enumerate(bounds) if i == 0 or b > bounds[i - 1]]

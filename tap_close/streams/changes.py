@@ -136,6 +136,10 @@ class EventReplay(_Base):
     def owns(self, event: dict) -> bool:
         return event.get("object_type") in self.event_object_types
 
+    def target_for(self, event: dict) -> CloseStream:
+        """The stream whose schema a replayed row follows (this one, unless routed away)."""
+        return self
+
     def route(self, event: dict, row: dict) -> dict | Deferred | None:
         """Where a replayed row goes: returned rows are this stream's; None = written elsewhere
         (a Deferred: written elsewhere, in order, by the main thread)."""
@@ -196,7 +200,7 @@ class EventReplay(_Base):
         full = isinstance(previous, dict) and event.get("action") == "deleted"
         row = dict(previous) if full else {}  # type: ignore[arg-type]
         row["id"] = object_id
-        row = self.post_process(row) or row
+        row = self.target_for(event).post_process(row) or row
         when = parse_ts(event.get("date_updated")) or self._tap.run_started
         row["_sdc_deleted_at"] = format_ts(when)
         return row

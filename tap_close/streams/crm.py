@@ -70,6 +70,12 @@ class LeadsStream(EventReplay, IncrementalStream):
             fields.append(self.replication_key)
         return fields
 
+    def target_for(self, event: dict) -> CloseStream:
+        contacts = self._tap.streams.get("contacts")
+        if event.get("object_type") == "contact" and isinstance(contacts, ContactsStream):
+            return contacts
+        return self
+
     def route(self, event: dict, row: dict) -> dict | Deferred | None:
         if event.get("object_type") != "contact":
             return row
