@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 _DONE = object()
-BUFFER_PAGES = 4  # pages a task may read ahead of the consumer
+BUFFER_PAGES = 2  # pages a task may read ahead of the consumer
 
 
 class _Task(Generic[T]):

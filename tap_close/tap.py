@@ -250,7 +250,7 @@ class TapClose(Tap):
     @cached_property
     def prefetcher(self) -> Prefetcher:
         """Fetches the next streams ahead while the current one is written."""
-        return Prefetcher(self._sync_order, self.workers)
+        return Prefetcher(self._sync_order, max(1, self.workers // 2))
 
     def _sync_order(self) -> list:
         """The streams `sync_all` will sync, in its order."""

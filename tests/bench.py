@@ -45,7 +45,13 @@ def run(cmd: list[str], *, env: dict | None = None, stdin_path: str | None = Non
     started = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env={**os.environ, **(env or {})})
-        _, status, usage = os.wait4(proc.pid, 0)
+        peak = 0
+        while True:  # ru_maxrss would count the parent's memory inherited at fork: poll instead
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak = max(peak, _peak_rss_kib(proc.pid))
+            time.sleep(0.05)
         wall = time.monotonic() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -63,8 +69,17 @@ def run(cmd: list[str], *, env: dict | None = None, stdin_path: str | None = Non
         if point.get("metric") == "sync_duration":
             stream = point["tags"]["stream"]
             durations[stream] = durations.get(stream, 0) + point["value"]
-    return {"wall": wall, "rss": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime,
+    return {"wall": wall, "rss": peak / 1024, "cpu": usage.ru_utime + usage.ru_stime,
             "counts": counts, "durations": durations, "stderr": stderr}
+
+
+def _peak_rss_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(match.group(1)) if match else 0
 
 
 def tap_close(emu: CloseEmulator, tmp: Path, streams: set[str] | None = None, **cfg) -> dict:
