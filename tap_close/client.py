@@ -20,11 +20,18 @@ import msgspec
 import requests
 
 from tap_close import parallel
-from tap_close.auth import AuthError, CloseOAuth
+from tap_close.auth import AuthError, CloseOAuth, redact
 
 logger = logging.getLogger("tap-close.http")
 
 RETRY_STATUSES = {500, 502, 503, 504}
+#: Transport errors worth another try; others (bad URL, bad header) never succeed.
+RETRY_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 _RATELIMIT_RE = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)", re.IGNORECASE)
 
 
@@ -212,8 +219,10 @@ class CloseClient:
                         timeout=self.timeout,
                     )
                 header = response.headers.get("RateLimit")
-            except requests.RequestException as exc:
+            except RETRY_ERRORS as exc:
                 problem = type(exc).__name__
+                if method != "GET" and isinstance(exc, requests.Timeout):
+                    raise CloseAPIError(f"{method} {path} timed out; not retried") from None
             finally:
                 self.limiter.release(group, header)
             if not problem:
@@ -239,8 +248,8 @@ class CloseClient:
                     else:
                         msg = "Close rejected the api_key (401 Unauthorized). Check api_key."
                     raise AuthError(msg)
-                elif status in RETRY_STATUSES:
-                    problem = f"HTTP {status}"
+                elif status in RETRY_STATUSES and (method == "GET" or status == 503):
+                    problem = f"HTTP {status}"  # POSTs only on 503, as Close's own client
                 elif status >= 400:
                     raise self._fatal(response, path)
                 else:
@@ -264,7 +273,7 @@ class CloseClient:
     @staticmethod
     def _fatal(response: requests.Response, path: str) -> CloseAPIError:
         status = response.status_code
-        text = _error_text(response)
+        text = redact(_error_text(response))
         detail = f": {text}" if text else ""
         msg = f"Close API {status} for {path}{detail}"
         if status == 400 and "max_skip" in text:

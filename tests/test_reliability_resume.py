@@ -49,10 +49,10 @@ def _random_points(seed: int, count: int, upper: int) -> list[int]:
     return sorted(random.Random(seed).sample(range(5, upper), count))
 
 
-# (signal, where, stop condition); records of a full sync of this dataset: about 420
+# (signal, where, stop condition); a full sync of this dataset writes a few hundred records
 POINTS: list[tuple[str, str, Stop]] = [
     ("SIGKILL", "mid-page of leads (page = 10)", after_records(14, "leads")),
-    ("SIGKILL", "between streams (after the 6th STATE)", after_states(6)),
+    ("SIGKILL", "at a stream boundary (right after the 6th STATE)", after_states(6)),
     ("SIGKILL", "mid-window of tasks", after_records(17, "tasks")),
     *[("SIGKILL", f"random: after {n} records", after_records(n))
       for n in _random_points(11, 1, 300)],

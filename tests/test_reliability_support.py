@@ -9,6 +9,7 @@ the SCHEMA messages with jsonschema.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -159,7 +160,8 @@ def emulator_secrets(emu: CloseEmulator, *extra: str) -> list[str]:
     with emu.oauth._lock:
         tokens = [*emu.oauth._refresh, *emu.oauth._access]
     issued = emu.__dict__.get("issued_tokens", [])
-    return [emu.api_key, emu.client_secret, *tokens, *issued, *extra]
+    basic = base64.b64encode(f"{emu.api_key}:".encode()).decode()  # the Authorization value
+    return [emu.api_key, basic, emu.client_secret, *tokens, *issued, *extra]
 
 
 def assert_clean(

@@ -14,7 +14,7 @@ from singer_sdk.streams import Stream
 
 from tap_close import parallel
 from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient
-from tap_close.schemas import custom_field_column, custom_field_properties, datetime_properties
+from tap_close.schemas import custom_field_column, custom_field_properties
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -50,6 +50,36 @@ def normalize_ts(value: Any) -> str | None:
 def format_ts(value: dt.datetime) -> str:
     """Canonical UTC form, so bookmarks compare correctly as strings."""
     return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def timestamp_plan(schema: dict) -> dict[str, Any]:
+    """Where a schema has date-time values: {key: True | nested plan} (objects and arrays)."""
+    plan: dict[str, Any] = {}
+    for key, prop in (schema.get("properties") or {}).items():
+        if prop.get("format") == "date-time":
+            plan[key] = True
+            continue
+        target = prop.get("items") if "array" in (prop.get("type") or []) else prop
+        inner = timestamp_plan(target) if isinstance(target, dict) else {}
+        if inner:
+            plan[key] = inner
+    return plan
+
+
+def apply_plan(row: dict, plan: dict[str, Any]) -> None:
+    """Normalise the date-time values named by a `timestamp_plan`, in place."""
+    for key, sub in plan.items():
+        value = row.get(key)
+        if value is None:
+            continue
+        if sub is True:
+            row[key] = normalize_ts(value)
+        elif isinstance(value, dict):
+            apply_plan(value, sub)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    apply_plan(item, sub)
 
 
 class Deferred:
@@ -101,8 +131,8 @@ class CloseStream(Stream):
         return schema
 
     @cached_property
-    def _datetime_keys(self) -> tuple[str, ...]:
-        return datetime_properties(self.schema)
+    def _timestamp_plan(self) -> dict[str, Any]:
+        return timestamp_plan(self.schema)
 
     def selected_fields(self) -> list[str]:
         """API field names for the selected properties (custom columns map back to `custom.`)."""
@@ -148,8 +178,8 @@ class CloseStream(Stream):
         return Deferred(lambda: setattr(self, "_replaying", flag))
 
     def update_state(self, context: Context | None, **values: Any) -> Deferred:
-        state = self.get_context_state(context)
-        return Deferred(lambda: state.update(values))
+        """Set state values once the records before are written (state touched in main only)."""
+        return Deferred(lambda: self.get_context_state(context).update(values))
 
     def read_records(self, context: Context | None) -> Iterable[Any]:
         for page in self.client.pages(
@@ -176,10 +206,7 @@ class CloseStream(Stream):
             elif key not in self._unknown_keys:
                 self._unknown_keys.add(key)
                 self.logger.info("%s: ignoring field %r, not in the schema", self.name, key)
-        for key in self._datetime_keys:
-            value = out.get(key)
-            if value is not None:
-                out[key] = normalize_ts(value)
+        apply_plan(out, self._timestamp_plan)
         return out
 
 
@@ -222,6 +249,7 @@ class Window:
                 key = parse_ts(row.get(key_name))
                 rid = row.get("id")
                 if key is None or not isinstance(rid, str):
+                    rows.append(row)  # emitted, but no paging boundary (nor bookmark) from it
                     continue
                 floor = stream.floor(key)
                 page_keys.append((floor, rid))
