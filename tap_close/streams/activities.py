@@ -10,6 +10,7 @@ from tap_close import schemas
 from tap_close.client import MaxSkipError
 from tap_close.streams.base import UTC, CloseStream, IncrementalStream, format_ts, parse_ts
 from tap_close.streams.changes import EventReplay
+from tap_close.streams.simple import list_stream
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -107,17 +108,10 @@ def _activity_stream(kind: Kind) -> type[ActivityStream]:
 ACTIVITY_STREAMS = [_activity_stream(kind) for kind in KINDS]
 
 
-class CustomActivityTypesStream(CloseStream):
-    name = "custom_activity_types"
-    path = "/custom_activity/"
-    static_schema = schemas.CUSTOM_ACTIVITY_TYPE
-
-
-class ActivityCustomFieldsStream(CloseStream):
-    name = "activity_custom_fields"
-    path = "/custom_field/activity/"
-    static_schema = schemas.CUSTOM_FIELD
-    page_size = 1000
+CustomActivityTypesStream = list_stream("custom_activity_types", "/custom_activity/",
+                                        schemas.CUSTOM_ACTIVITY_TYPE)
+ActivityCustomFieldsStream = list_stream("activity_custom_fields", "/custom_field/activity/",
+                                         schemas.CUSTOM_FIELD, page_size=1000)
 
 
 class TasksStream(EventReplay, CloseStream):

@@ -68,47 +68,16 @@ class GroupsStream(EventReplay, CloseStream):
 RolesStream = list_stream("roles", "/role/", schemas.ROLE, events=("role",))
 
 
-class UsersStream(CloseStream):
-    name = "users"
-    path = "/user/"
-    static_schema = schemas.USER
-
-
-class LeadStatusesStream(CloseStream):
-    name = "lead_statuses"
-    path = "/status/lead/"
-    static_schema = schemas.LEAD_STATUS
-
-
-class OpportunityStatusesStream(CloseStream):
-    name = "opportunity_statuses"
-    path = "/status/opportunity/"
-    static_schema = schemas.OPPORTUNITY_STATUS
-
-
-class PipelinesStream(CloseStream):
-    name = "pipelines"
-    path = "/pipeline/"
-    static_schema = schemas.PIPELINE
-
-
-class CustomFieldsStream(CloseStream):
-    """Custom field definitions of one Close object type."""
-
-    static_schema = schemas.CUSTOM_FIELD
-    page_size = 1000
-
-
-class LeadCustomFieldsStream(CustomFieldsStream):
-    name = "lead_custom_fields"
-    path = "/custom_field/lead/"
-
-
-class ContactCustomFieldsStream(CustomFieldsStream):
-    name = "contact_custom_fields"
-    path = "/custom_field/contact/"
-
-
-class OpportunityCustomFieldsStream(CustomFieldsStream):
-    name = "opportunity_custom_fields"
-    path = "/custom_field/opportunity/"
+UsersStream = list_stream("users", "/user/", schemas.USER)
+LeadStatusesStream = list_stream("lead_statuses", "/status/lead/", schemas.LEAD_STATUS)
+OpportunityStatusesStream = list_stream("opportunity_statuses", "/status/opportunity/",
+                                        schemas.OPPORTUNITY_STATUS)
+PipelinesStream = list_stream("pipelines", "/pipeline/", schemas.PIPELINE)
+# Custom field definitions of each Close object type
+LeadCustomFieldsStream = list_stream("lead_custom_fields", "/custom_field/lead/",
+                                     schemas.CUSTOM_FIELD, page_size=1000)
+ContactCustomFieldsStream = list_stream("contact_custom_fields", "/custom_field/contact/",
+                                        schemas.CUSTOM_FIELD, page_size=1000)
+OpportunityCustomFieldsStream = list_stream(
+    "opportunity_custom_fields", "/custom_field/opportunity/", schemas.CUSTOM_FIELD,
+    page_size=1000)
