@@ -94,3 +94,19 @@ def test_contacts_alone_still_advance_the_leads_bookmark(emulator: CloseEmulator
 def test_connection_test_mode(emulator: CloseEmulator) -> None:
     run = run_tap({"api_key": emulator.api_key, "api_url": emulator.api_url}, "--test")
     assert run.returncode == 0, run.stderr
+
+
+def test_deselected_property_is_not_emitted_nor_requested(emulator: CloseEmulator) -> None:
+    env = {"TAP_CLOSE_API_KEY": emulator.api_key, "TAP_CLOSE_API_URL": emulator.api_url}
+    catalog = json.loads(run_tap(None, "--discover", env=env).stdout)
+    for entry in catalog["streams"]:
+        for md in entry["metadata"]:
+            if md["breadcrumb"] == []:
+                md["metadata"]["selected"] = entry["tap_stream_id"] == "leads"
+            elif entry["tap_stream_id"] == "leads" and md["breadcrumb"][-1] == "description":
+                md["metadata"]["selected"] = False
+    run = run_tap(None, catalog=catalog, env=env).assert_ok()
+    assert run.ids("leads") == emulator.truth("leads")
+    assert all("description" not in r for r in run.records["leads"])
+    fields = [e["params"]["_fields"] for e in emulator.request_log if e["path"] == "/api/v1/lead/"]
+    assert fields and all("description" not in f.split(",") for f in fields)

@@ -9,7 +9,10 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers._typing import TypeConformanceLevel
+from singer_sdk.helpers._util import utc_now
+from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams import Stream
 
 from tap_close import parallel
@@ -156,6 +159,21 @@ class CloseStream(Stream):
     def emit_activate_version_messages(self) -> bool:
         """Full-table streams send ACTIVATE_VERSION so targets can drop vanished rows."""
         return True
+
+    @cached_property
+    def _everything_selected(self) -> bool:
+        return all(self.mask.values())
+
+    def _generate_record_messages(self, record: dict) -> Generator[RecordMessage, None, None]:
+        """The SDK's RECORD step, minus the deselected-property walk when nothing is
+        deselected (post_process already keeps only schema keys; conformance is off)."""
+        if not self._everything_selected:
+            pop_deselected_record_properties(record, self.schema, self.mask)
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield RecordMessage(stream=stream_map.stream_alias, record=mapped,
+                                    version=self._stream_version, time_extracted=utc_now())
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
         """Records of this stream; an endpoint the credential may not use is skipped.
@@ -349,7 +367,7 @@ class IncrementalStream(CloseStream):
             # rate limit (at most two windows per worker).
             read = (cut[0] - first.first_key) if first.first_key else None
             pages_left = (now - cut[0]) / read if read else float(workers * 6)
-            parts = max(1, min(workers * 2, math.ceil(pages_left / 3)))
+            parts = max(1, min(workers * 2, math.ceil(pages_left / 4)))
             step = (now - cut[0]) / parts
             bounds += sorted({self.floor(cut[0] + step * i) for i in range(1, parts)} | {now})
             bounds = [b for i, b in enumerate(bounds) if i == 0 or b > bounds[i - 1]]
