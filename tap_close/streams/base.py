@@ -362,7 +362,7 @@ class IncrementalStream(CloseStream):
         now = self.floor(self._tap.run_started)
         bounds = [cut[0]]
         if cut[0] < now:
-            # About three pages per window by the first page's density: enough windows to
+            # About four pages per window by the first page's density: enough windows to
             # overlap latency, few enough that part-filled last pages waste little of a
             # rate limit (at most two windows per worker).
             read = (cut[0] - first.first_key) if first.first_key else None
