@@ -65,11 +65,19 @@ def run_tap(
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout, env=proc_env, check=False
         )
-    run = TapRun(proc.returncode, proc.stdout, proc.stderr)
-    for line in proc.stdout.splitlines():
-        if not line.startswith("{\"type\""):
+    return parse_run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def parse_run(returncode: int, stdout: str, stderr: str) -> TapRun:
+    """Collect the Singer messages of a finished (or killed) tap's stdout."""
+    run = TapRun(returncode, stdout, stderr)
+    for line in stdout.splitlines():
+        if not line.startswith('{"type"'):
             continue
-        msg = json.loads(line)
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue  # the cut last line of a killed process
         kind = msg.get("type")
         if kind == "RECORD":
             run.records[msg["stream"]].append(msg["record"])

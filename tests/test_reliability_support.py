@@ -24,7 +24,7 @@ from typing import Any
 import jsonschema
 
 from tests.emulator import CloseEmulator
-from tests.harness import TAP, TapRun
+from tests.harness import TAP, TapRun, parse_run
 
 #: Run the CLI with a lower SDK STATE frequency (the SDK default is one STATE per 10k records).
 STATE_EVERY = (
@@ -37,22 +37,7 @@ ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
 
 def parse(returncode: int, stdout: str, stderr: str) -> TapRun:
     """Singer messages of one run; a line cut short by a kill is ignored."""
-    run = TapRun(returncode, stdout, stderr)
-    for line in stdout.splitlines():
-        if not line.startswith('{"type"'):
-            continue
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            continue  # the last line of a killed process
-        kind = msg.get("type")
-        if kind == "RECORD":
-            run.records[msg["stream"]].append(msg["record"])
-        elif kind == "SCHEMA":
-            run.schemas[msg["stream"]] = msg["schema"]
-        elif kind == "STATE":
-            run.states.append(msg["value"])
-    return run
+    return parse_run(returncode, stdout, stderr)
 
 
 class TapProcess:
