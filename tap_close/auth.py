@@ -263,9 +263,10 @@ class CloseOAuth(AuthBase):
             if used_token is None or used_token == self._access_token:
                 self._refresh(stale=self._access_token)
 
-    def used_token(self, request: requests.PreparedRequest) -> str | None:
-        header = request.headers.get("Authorization", "")
-        return header[7:] if header.startswith("Bearer ") else None
+    @staticmethod
+    def used_token(authorization: str) -> str | None:
+        """The access token an Authorization header carried."""
+        return authorization[7:] if authorization.startswith("Bearer ") else None
 
     def _refresh(self, stale: str | None) -> None:
         with self.store.lock():

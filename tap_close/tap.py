@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import logging
 import math
@@ -175,13 +176,29 @@ SETTINGS = th.PropertiesList(
 
 
 class LineWriter(MsgSpecWriter):
-    """msgspec lines; stdout is flushed for every message but RECORDs (order is unchanged:
-    a STATE always reaches the target after the records before it)."""
+    """msgspec lines, RECORDs gathered into ~1 MiB writes. Every other message flushes them
+    first, so a STATE always reaches the target after the records before it."""
+
+    BUFFER = 1 << 20
+    _pending = bytearray()
+    _target: Any = None
 
     def write_message(self, message: Message) -> None:
-        sys.stdout.buffer.write(self.format_message(message))
-        if not isinstance(message, RecordMessage):
-            sys.stdout.flush()
+        target = sys.stdout.buffer
+        if target is not self._target:  # first message, or stdout was swapped
+            self.flush()
+            self._target, self._pending = target, bytearray()
+            atexit.register(self.flush)
+        self._pending += self.format_message(message)  # a copy: msgspec reuses its buffer
+        if len(self._pending) >= self.BUFFER or not isinstance(message, RecordMessage):
+            self.flush()
+
+    def flush(self) -> None:
+        if self._target is None or not self._pending:
+            return
+        data, self._pending = self._pending, bytearray()
+        self._target.write(data)
+        self._target.flush()
 
 
 class TapClose(Tap):

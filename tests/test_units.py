@@ -7,11 +7,11 @@ import stat
 from pathlib import Path
 
 import pytest
-import requests
+from urllib3 import HTTPHeaderDict
 
 from tap_close.auth import AuthError, TokenStore, default_token_store_path
 from tap_close.auth_cli import authorize_url, extract_code
-from tap_close.client import _rate_reset, endpoint_group, parse_ratelimit
+from tap_close.client import Reply, _rate_reset, endpoint_group, parse_ratelimit
 from tap_close.streams.base import format_ts, parse_ts
 
 
@@ -27,12 +27,8 @@ def test_endpoint_group() -> None:
     assert endpoint_group("GET", "/activity/call/") == "GET /activity/"
 
 
-def _response(status: int, body: object, headers: dict[str, str]) -> requests.Response:
-    resp = requests.Response()
-    resp.status_code = status
-    resp._content = json.dumps(body).encode()
-    resp.headers.update(headers)
-    return resp
+def _response(status: int, body: object, headers: dict[str, str]) -> Reply:
+    return Reply(status, HTTPHeaderDict(headers), json.dumps(body).encode())
 
 
 @pytest.mark.parametrize(("body", "headers", "expected"), [
