@@ -137,7 +137,13 @@ class ActivityStore:
         lead = ds.leads[lead_id]
         start = parse_dt(lead["date_created"])
         creator = next((u for u in ds.users if u["id"] == lead["created_by"]), ds.users[0])
-        self._put(self.build(rng, "created", lead_id, start, start, user=creator))
+        mine: list[Obj] = []  # this lead's activities: what build_task may refer to
+
+        def put(acts: list[Obj]) -> None:
+            self._put(acts)
+            mine.extend(acts)
+
+        put(self.build(rng, "created", lead_id, start, start, user=creator))
         kinds, weights = list(_KIND_WEIGHTS), list(_KIND_WEIGHTS.values())
         for _ in range(rng.randint(1, 4)):
             kind = rng.choices(kinds, weights)[0]
@@ -146,20 +152,21 @@ class ActivityStore:
             when = g.rand_after(rng, start, 300)
             updated = when if rng.random() < 0.5 else g.rand_after(rng, when, 10)
             for act in self.build(rng, kind, lead_id, when, updated):
-                self._put([act])
+                put([act])
             if kind == "email" and rng.random() < 0.5:
-                self._put(self.build(rng, "emailthread", lead_id, when, updated)[-1:])
+                put(self.build(rng, "emailthread", lead_id, when, updated)[-1:])
         task_types, task_weights = list(_TASK_WEIGHTS), list(_TASK_WEIGHTS.values())
         for _ in range(rng.randint(1, 2)):
             ttype = rng.choices(task_types, task_weights)[0]
             if ttype == "opportunity_due" and not ds.lead_opps[lead_id]:
                 ttype = "lead"
             when = g.rand_after(rng, start, 300)
-            task = self.build_task(rng, ttype, lead_id, when, g.rand_after(rng, when, 20))
+            task = self.build_task(rng, ttype, lead_id, when, g.rand_after(rng, when, 20),
+                                   among=mine)
             if rng.random() < 0.3:
                 task["is_complete"], task["view"] = True, "archive"
                 done = parse_dt(task["date_updated"])
-                self._put(self.build(rng, "task_completed", lead_id, done, done, task=task))
+                put(self.build(rng, "task_completed", lead_id, done, done, task=task))
             self.tasks[task["id"]] = task
 
     def _put(self, acts: list[Obj]) -> None:
@@ -248,8 +255,11 @@ class ActivityStore:
         return [act]
 
     def build_task(
-        self, rng: random.Random, task_type: str, lead_id: str, when: datetime, updated: datetime
+        self, rng: random.Random, task_type: str, lead_id: str, when: datetime, updated: datetime,
+        among: list[Obj] | None = None,
     ) -> Obj:
+        """A task; `among` (in creation order) narrows the search for the activity it refers
+        to (the lead's own activities while it is generated: no scan of every activity)."""
         if task_type not in ga.TASK_TYPES:
             raise ValueError(f"unknown task _type {task_type!r}; known: {', '.join(ga.TASK_TYPES)}")
         ds = self.ds
@@ -261,7 +271,8 @@ class ActivityStore:
         elif task_type in _TASK_REF:
             want = ga.ACTIVITY_TYPES[_TASK_REF[task_type]]
             refs = [
-                a for a in self.items.values() if a["lead_id"] == lead_id and a["_type"] == want
+                a for a in (self.items.values() if among is None else among)
+                if a["lead_id"] == lead_id and a["_type"] == want
             ]
             ref = rng.choice(refs) if refs else None
         return ga.make_task(
