@@ -256,7 +256,7 @@ class ActivityStore:
 
     def build_task(
         self, rng: random.Random, task_type: str, lead_id: str, when: datetime, updated: datetime,
-        among: list[Obj] | None = None,
+        *, among: list[Obj] | None = None,
     ) -> Obj:
         """A task; `among` (in creation order) narrows the search for the activity it refers
         to (the lead's own activities while it is generated: no scan of every activity)."""

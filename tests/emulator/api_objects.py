@@ -24,6 +24,7 @@ def _bool(params: dict[str, str], name: str) -> bool | None:
 
 class ObjectRoutes(ApiBase):
     base_url = ""  # set by CloseEmulator.start(); export download URLs point here
+    _lead_index: tuple[tuple[int, int], dict[str, list[int]]] | None = None
 
     def object_routes(self) -> dict[str, Route]:
         routes: dict[str, Route] = {seg: self._top_route(stream) for seg, stream in _TOP.items()}
@@ -110,7 +111,8 @@ class ObjectRoutes(ApiBase):
         elif stream == "custom_objects":
             if not params.get("lead_id"):
                 raise ApiError(400, "lead_id is required.")
-            eq("lead_id", "custom_object_type_id")
+            items = self._of_lead(items, params["lead_id"])
+            eq("custom_object_type_id")
         elif stream == "custom_object_custom_fields":
             eq("custom_object_type_id")
         elif stream == "comment_threads":
@@ -121,6 +123,23 @@ class ObjectRoutes(ApiBase):
         elif stream == "comments":
             items = self._comments(items, params)
         return items
+
+    def _of_lead(self, items: list[Obj], lead_id: str) -> list[Obj]:
+        """`items` whose lead_id is `lead_id`, in order, through a positions index (one lead
+        per call of the first-run listing: a scan each time would be quadratic). The index is
+        rebuilt when the list is replaced or resized, or a position no longer matches."""
+        key = (id(items), len(items))
+        cached = self._lead_index
+        if cached is None or cached[0] != key:
+            index: dict[str, list[int]] = {}
+            for pos, obj in enumerate(items):
+                index.setdefault(str(obj.get("lead_id")), []).append(pos)
+            cached = self._lead_index = (key, index)
+        found = [items[pos] for pos in cached[1].get(lead_id, [])]
+        if any(o.get("lead_id") != lead_id for o in found):
+            self._lead_index = None
+            return [o for o in items if o.get("lead_id") == lead_id]
+        return found
 
     def _send_as(self, items: list[Obj], params: dict[str, str]) -> list[Obj]:
         me = self.data.user_ids[0]
