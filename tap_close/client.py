@@ -293,6 +293,7 @@ class CloseClient:
                     raise self._fatal(response, path)
                 else:
                     try:
+                        parallel.received(len(response.data))
                         body = _decode(response.data)
                     except (ValueError, msgspec.DecodeError):
                         problem = "invalid JSON body"

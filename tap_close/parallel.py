@@ -1,27 +1,124 @@
 """Run page-producing tasks on a bounded thread pool and hand their output back in order.
 
 The caller sees exactly what a sequential loop would produce, in the same order, so STATE
-stays resumable; only the waiting overlaps. Each task's output is buffered in a bounded
-queue, so memory stays flat however large the data.
+stays resumable; only the waiting overlaps. Memory stays flat however large the data: the
+task being consumed buffers at most BUFFER_PAGES pages, and the tasks waiting for their turn
+share one `read_ahead` budget of pages across the whole process.
 """
 
 from __future__ import annotations
 
+import ctypes
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 T = TypeVar("T")
 _DONE = object()
 BUFFER_PAGES = 2  # pages a task may read ahead of the consumer
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc mallopt parameters
+
+
+class Budget:
+    """Response bytes held by tasks not being consumed yet, for all `ordered` calls at once.
+
+    Before a waiting task reads its next page it reserves the size of its last one (the
+    client reports the bytes each thread receives, `received`); the bytes go back when the
+    consumer takes the page. The task being consumed never waits, so the consumer always
+    progresses (a task is being consumed when it is the head of its `ordered` call and the
+    thread consuming it is the main thread or a task being consumed). Bytes, not pages: a
+    page of leads is ~7x a page of activities.
+    """
+
+    def __init__(self, limit: int = 4 << 20) -> None:
+        self.limit = limit
+        self.last_page = 0  # bytes: a task's first reservation
+        self._used = 0
+        self._cond = threading.Condition()
+
+    def take(self, task: _Task[Any], estimate: int) -> int | None:
+        """Reserve `estimate` bytes (waiting for room), or None if `task` is being consumed."""
+        with self._cond:
+            while (not task.consumed() and self._used and self._used + estimate > self.limit
+                   and not task.stopped()):
+                self._cond.wait(0.1)
+            if task.consumed():
+                return None
+            self._used += estimate
+            return estimate
+
+    def adjust(self, change: int) -> None:
+        """Correct a reservation by `change` bytes; negative gives back."""
+        with self._cond:
+            self._used += change
+            if change < 0:
+                self._cond.notify_all()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+
+_received = threading.local()
+_current = threading.local()  # .task: the _Task whose thread this is
+
+
+def received(size: int) -> None:
+    """The client reports each response body's size, for the `Budget` of its thread."""
+    _received.bytes = getattr(_received, "bytes", 0) + size
+
+
+def _received_since_last() -> int:
+    size = getattr(_received, "bytes", 0)
+    _received.bytes = 0
+    return size
+
+
+read_ahead = Budget()
+
+
+def limit_malloc() -> None:
+    """Keep glibc from holding freed memory: one malloc arena per thread keeps its own free
+    pages, and a moving mmap threshold puts ~1 MB response bodies in those arenas. Two
+    arenas and a fixed 256 KiB threshold (bodies are mapped and unmapped) keep peak RSS flat
+    as the data grows. Call before threads start; a no-op without glibc."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_ARENA_MAX, 2)
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024)
 
 
 class _Task(Generic[T]):
-    def __init__(self, produce: Callable[[], Iterable[T]], stop: threading.Event) -> None:
+    def __init__(self, produce: Callable[[], Iterable[T]], stop: threading.Event,
+                 budget: Budget | None = None) -> None:
         self.queue: queue.Queue[object] = queue.Queue(maxsize=BUFFER_PAGES)
         self._stop = stop
+        self._budget = budget
+        self.head = budget is None  # its consumer has reached it
+        self.parent: _Task[Any] | None = getattr(_current, "task", None)
         self.thread = threading.Thread(target=self._run, args=(produce,), daemon=True)
+
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def consumed(self) -> bool:
+        """Being consumed: the head of its consumer, whose own thread is being consumed."""
+        task: _Task[Any] | None = self
+        while task is not None:
+            if not task.head:
+                return False
+            task = task.parent
+        return True
+
+    def consume(self) -> Iterator[T]:
+        """The task's items, once it is the consumer's turn."""
+        self.head = True
+        if self._budget:
+            self._budget.wake()
+        return self.results()
 
     def _put(self, item: object) -> bool:
         while not self._stop.is_set():
@@ -33,23 +130,60 @@ class _Task(Generic[T]):
         return False
 
     def _run(self, produce: Callable[[], Iterable[T]]) -> None:
+        _current.task = self
+        held = 0  # bytes reserved for the page being read
         try:
-            for item in produce():
-                if not self._put(item):
-                    return
+            items = iter(produce())
+            estimate = self._budget.last_page if self._budget else 0
+            while True:
+                reserved = self._budget.take(self, estimate) if self._budget else None
+                held = reserved or 0
+                _received_since_last()
+                try:
+                    item = next(items)
+                except StopIteration:
+                    break
+                if self._budget:
+                    estimate = self._budget.last_page = _received_since_last()
+                    if reserved is not None:
+                        self._budget.adjust(estimate - held)
+                        held = estimate
+                if not self._put((item, held)):
+                    break
+                held = 0  # travels with the item
         except BaseException as exc:  # handed to the consumer, raised there
             self._put(exc)
-            return
-        self._put(_DONE)
+        else:
+            self._put(_DONE)
+        finally:
+            self._give(held)
+            if self.stopped():
+                self.discard()
+
+    def _give(self, size: int) -> None:
+        if self._budget and size:
+            self._budget.adjust(-size)
+
+    def discard(self) -> None:
+        """Drop what is queued (the consumer stopped early), returning its budget."""
+        while True:
+            try:
+                entry = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(entry, tuple):
+                self._give(entry[1])
 
     def results(self) -> Iterator[T]:
         while True:
-            item = self.queue.get()
-            if item is _DONE:
+            entry = self.queue.get()
+            if entry is _DONE:
                 return
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
+            if isinstance(entry, BaseException):
+                raise entry
+            page, held = cast("tuple[T, int]", entry)
+            self._give(held)
+            yield page
 
 
 def ordered(tasks: Iterable[Callable[[], Iterable[T]]], workers: int) -> Iterator[T]:
@@ -71,14 +205,17 @@ def ordered(tasks: Iterable[Callable[[], Iterable[T]]], workers: int) -> Iterato
                 nxt = next(pending, None)
                 if nxt is None:
                     break
-                task: _Task[T] = _Task(nxt, stop)
+                task: _Task[T] = _Task(nxt, stop, read_ahead)
                 task.thread.start()
                 running.append(task)
             if not running:
                 return
-            yield from running.pop(0).results()
+            yield from running.pop(0).consume()
     finally:
         stop.set()
+        read_ahead.wake()
+        for task in running:
+            task.discard()
 
 
 def chunked(items: Iterable[T], size: int = 100) -> Iterator[list[T]]:
@@ -123,11 +260,12 @@ class Prefetcher:
                 # whole state while other threads read theirs.
                 upcoming.get_context_state(None)
                 upcoming._write_starting_replication_value(None)
-                self._tasks[upcoming.name] = _Task(self._producer(upcoming), self._stop)
+                self._tasks[upcoming.name] = _Task(self._producer(upcoming), self._stop,
+                                                   read_ahead)
                 self._tasks[upcoming.name].thread.start()
         if task is None:
             return None
-        return (item for chunk in task.results() for item in chunk)
+        return (item for chunk in task.consume() for item in chunk)
 
     @staticmethod
     def _producer(stream: Any) -> Callable[[], Iterable[list[Any]]]:

@@ -41,6 +41,7 @@ from tap_close.streams import STREAM_TYPES
 from tap_close.streams.changes import EventScan
 
 DEFAULT_API_URL = "https://api.close.com/api/v1"
+READ_AHEAD_PER_WORKER = 512 * 1024  # response bytes
 DEFAULT_CONCURRENCY = 8
 OAUTH_KEYS = ("client_id", "client_secret", "refresh_token")
 STRING_KEYS = (
@@ -267,7 +268,7 @@ class TapClose(Tap):
     @cached_property
     def prefetcher(self) -> Prefetcher:
         """Fetches the next streams ahead while the current one is written."""
-        return Prefetcher(self._sync_order, max(1, self.workers // 2))
+        return Prefetcher(self._sync_order, max(1, self.workers))
 
     def _sync_order(self) -> list:
         """The streams `sync_all` will sync, in its order."""
@@ -280,6 +281,9 @@ class TapClose(Tap):
 
     @cached_property
     def client(self) -> CloseClient:
+        # Bytes read ahead by windows and fan-outs not yet consumed (the one being written
+        # is apart): enough to keep the writer busy, few enough for flat memory.
+        parallel.read_ahead.limit = self.workers * READ_AHEAD_PER_WORKER
         return CloseClient(
             self.config.get("api_url") or DEFAULT_API_URL,
             self.authenticator,
@@ -339,6 +343,7 @@ class TapClose(Tap):
     @classmethod
     def get_singer_command(cls) -> Any:
         """The SDK command, with known errors reported as one line and exit code 1."""
+        parallel.limit_malloc()  # before any thread starts
         command = super().get_singer_command()
         command.main = _clean_errors(command.main, cls.logger)  # type: ignore[method-assign]
         for handler in logging.getLogger().handlers:  # the SDK's console handler

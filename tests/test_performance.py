@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+
+from tap_close import parallel
 from tests.conftest import api_key_config
 from tests.emulator import CloseEmulator
 from tests.harness import run_tap
@@ -64,3 +68,40 @@ def test_lean_payloads_ask_for_selected_fields_only(emulator: CloseEmulator) -> 
     assert all("_all" not in e["params"]["_fields"] for e in lead_calls)
     activity_calls = [e for e in emulator.request_log if e["path"].startswith("/api/v1/activity/")]
     assert activity_calls and all("_fields" in e["params"] for e in activity_calls)
+
+
+def _pages(n: int, size: int, seen: list[int]) -> Callable[[], Iterator[list[int]]]:
+    """A task of `n` pages of `size` bytes each (reported as the client reports bodies)."""
+    def produce() -> Iterator[list[int]]:
+        for i in range(n):
+            parallel.received(size)
+            seen.append(i)
+            yield [i] * 3
+    return produce
+
+
+def test_read_ahead_budget_bounds_waiting_tasks_and_is_returned() -> None:
+    budget = parallel.read_ahead
+    limit = budget.limit
+    budget.limit = 1000
+    try:
+        seen: list[int] = []
+        tasks = [_pages(5, 600, seen) for _ in range(6)]
+        out = parallel.ordered(iter(tasks), workers=6)
+        first = next(out)
+        time.sleep(0.3)  # the waiting tasks read ahead what the budget allows, then stop
+        # the task being consumed runs BUFFER_PAGES + 1 ahead of the page taken; the 5 others
+        # share 1000 bytes, i.e. one page of 600
+        assert len(seen) <= parallel.BUFFER_PAGES + 2 + 1
+        rest = list(out)
+        assert [first, *rest] == [[i] * 3 for _ in range(6) for i in range(5)]
+        assert budget._used == 0
+        partial_run = parallel.ordered(iter([_pages(50, 600, []) for _ in range(4)]), 4)
+        next(partial_run)
+        partial_run.close()  # an early stop gives back what the stopped tasks held
+        deadline = time.monotonic() + 5
+        while budget._used and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert budget._used == 0
+    finally:
+        budget.limit = limit

@@ -215,7 +215,11 @@ class CloseStream(Stream):
         This is the whole conformance step: Close sends JSON-native values, so the SDK's
         per-value type conformance is switched off (TYPE_CONFORMANCE_LEVEL = NONE).
         """
-        known, out = self._known_keys, {}
+        known = self._known_keys
+        if known.issuperset(row):  # the usual case with `_fields`: nothing to drop or rename
+            apply_plan(row, self._timestamp_plan)
+            return row
+        out = {}
         for key, value in row.items():
             if self.custom_object and key.startswith(CUSTOM_KEY):
                 key = custom_field_column(key[len(CUSTOM_KEY):])  # noqa: PLW2901

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from tap_close import schemas
+from tap_close import parallel, schemas
+from tap_close.parallel import chunked
 from tap_close.streams.base import CloseStream, IncrementalStream, parse_ts
 from tap_close.streams.changes import RETENTION, EventReplay
 from tap_close.streams.simple import list_stream
@@ -23,11 +25,14 @@ CustomObjectCustomFieldsStream = list_stream(
     page_size=1000)
 
 
+LEADS_PER_TASK = 20  # leads asked one after another by one worker of the first listing
+
+
 class CustomObjectsStream(EventReplay, CloseStream):
     """Custom object instances, typed with every custom object type's fields.
 
     Close lists custom objects only per lead (`/custom_object/?lead_id=`). The first run
-    (or one after more than 30 days) lists lead ids 200 at a time and asks each lead, and
+    (or one after more than 30 days) lists lead ids and asks each lead (concurrently), and
     skips all of it when the org has no custom object types. Later runs read only the
     event log: `created`/`updated` custom objects are fetched by id, deletes tombstoned.
     """
@@ -59,11 +64,20 @@ class CustomObjectsStream(EventReplay, CloseStream):
         if self._needs_full_listing(context) and self._has_types():
             leads = self._tap.streams["leads"]
             assert isinstance(leads, IncrementalStream)
-            for lead in leads.keyset({"_fields": "id,date_updated"}):
-                params = {"lead_id": lead["id"]}
-                for page in self.client.pages(self.path, params, page_size=self.page_size):
-                    yield from page
+            lead_ids = (lead["id"] for lead in leads.keyset({"_fields": "id,date_updated"}))
+            tasks = (partial(self._of_leads, ids) for ids in chunked(lead_ids, LEADS_PER_TASK))
+            for objects in parallel.ordered(tasks, self.client.workers):
+                yield from objects
         yield from self.replay(context)
+
+    def _of_leads(self, lead_ids: list[str]) -> Iterator[list[dict]]:
+        """The custom objects of a few leads, as one list (one read-ahead page)."""
+        found: list[dict] = []
+        for lead_id in lead_ids:
+            params = {"lead_id": lead_id}
+            for page in self.client.pages(self.path, params, page_size=self.page_size):
+                found.extend(page)
+        yield found
 
     def _has_types(self) -> bool:
         return any(self.client.pages("/custom_object_type/", {"_fields": "id"}))
