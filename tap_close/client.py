@@ -172,6 +172,12 @@ class RateLimiter:
                 budget.limit = info.get("limit", budget.limit)
                 budget.reset_at = time.monotonic() + info["reset"]
 
+    def limit_of(self, group: str) -> float | None:
+        """The group's requests per window, per Close's last RateLimit header (None: unknown)."""
+        with self._lock:
+            budget = self._groups.get(group)
+            return budget.limit if budget else None
+
     def pause(self, group: str, seconds: float) -> None:
         with self._lock:
             budget = self._groups.setdefault(group, _Budget())

@@ -41,8 +41,8 @@ from tap_close.streams import STREAM_TYPES
 from tap_close.streams.changes import EventScan
 
 DEFAULT_API_URL = "https://api.close.com/api/v1"
-READ_AHEAD_PER_WORKER = 512 * 1024  # response bytes
-DEFAULT_CONCURRENCY = 8
+READ_AHEAD_PER_WORKER = 512 * 1024  # response bytes read ahead and not yet written
+DEFAULT_CONCURRENCY = 16
 OAUTH_KEYS = ("client_id", "client_secret", "refresh_token")
 STRING_KEYS = (
     "api_key", *OAUTH_KEYS, "oauth_scopes", "token_store_path", "start_date", "api_url",

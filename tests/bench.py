@@ -176,7 +176,7 @@ def scenario_cpu(tmp: Path, sizes: list[int]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--latency-leads", type=int, default=600)
+    parser.add_argument("--latency-leads", type=int, default=2000)
     parser.add_argument("--rate-leads", type=int, default=4000)
     parser.add_argument("--rate-limit", type=int, default=10)
     parser.add_argument("--cpu-sizes", default="1000,20000")

@@ -16,7 +16,7 @@ from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams import Stream
 
 from tap_close import parallel
-from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient
+from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient, endpoint_group
 from tap_close.schemas import custom_field_column, custom_field_properties
 
 if TYPE_CHECKING:
@@ -372,6 +372,11 @@ class IncrementalStream(CloseStream):
             read = (cut[0] - first.first_key) if first.first_key else None
             pages_left = (now - cut[0]) / read if read else float(workers * 6)
             parts = max(1, min(workers * 2, math.ceil(pages_left / 4)))
+            # Under a rate limit, every window's part-filled last page costs a request of
+            # the group's budget: keep to a quarter of the limit's window count.
+            rate = self.client.limiter.limit_of(endpoint_group("GET", self.path))
+            if rate:
+                parts = min(parts, max(1, int(rate // 4)))
             step = (now - cut[0]) / parts
             bounds += sorted({self.floor(cut[0] + step * i) for i in range(1, parts)} | {now})
             bounds = [b for i, b in enumerate(bounds) if i == 0 or b > bounds[i - 1]]
