@@ -28,7 +28,8 @@ class Budget:
     consumer takes the page. The task being consumed never waits, so the consumer always
     progresses (a task is being consumed when it is the head of its `ordered` call and the
     thread consuming it is the main thread or a task being consumed). Bytes, not pages: a
-    page of leads is ~7x a page of activities.
+    page of leads is ~7x a page of activities. One `ordered` call (the windows of one
+    stream, a prefetched stream) may hold at most half, so big pages do not starve the rest.
     """
 
     def __init__(self, limit: int = 4 << 20) -> None:
@@ -40,18 +41,21 @@ class Budget:
     def take(self, task: _Task[Any], estimate: int) -> int | None:
         """Reserve `estimate` bytes (waiting for room), or None if `task` is being consumed."""
         with self._cond:
-            while (not task.consumed() and self._used and self._used + estimate > self.limit
-                   and not task.stopped()):
+            while not task.consumed() and not task.stopped() and (
+                    (self._used and self._used + estimate > self.limit)
+                    or (task.share[0] and task.share[0] + estimate > self.limit // 2)):
                 self._cond.wait(0.1)
             if task.consumed():
                 return None
             self._used += estimate
+            task.share[0] += estimate
             return estimate
 
-    def adjust(self, change: int) -> None:
+    def adjust(self, change: int, share: list[int]) -> None:
         """Correct a reservation by `change` bytes; negative gives back."""
         with self._cond:
             self._used += change
+            share[0] += change
             if change < 0:
                 self._cond.notify_all()
 
@@ -93,11 +97,12 @@ def limit_malloc() -> None:
 
 class _Task(Generic[T]):
     def __init__(self, produce: Callable[[], Iterable[T]], stop: threading.Event,
-                 budget: Budget | None = None) -> None:
+                 budget: Budget | None = None, share: list[int] | None = None) -> None:
         self.queue: queue.Queue[object] = queue.Queue(maxsize=BUFFER_PAGES)
         self._stop = stop
         self._budget = budget
         self.head = budget is None  # its consumer has reached it
+        self.share = [0] if share is None else share  # bytes held by its `ordered` call
         self.parent: _Task[Any] | None = getattr(_current, "task", None)
         self.thread = threading.Thread(target=self._run, args=(produce,), daemon=True)
 
@@ -146,7 +151,7 @@ class _Task(Generic[T]):
                 if self._budget:
                     estimate = self._budget.last_page = _received_since_last()
                     if reserved is not None:
-                        self._budget.adjust(estimate - held)
+                        self._budget.adjust(estimate - held, self.share)
                         held = estimate
                 if not self._put((item, held)):
                     break
@@ -162,7 +167,7 @@ class _Task(Generic[T]):
 
     def _give(self, size: int) -> None:
         if self._budget and size:
-            self._budget.adjust(-size)
+            self._budget.adjust(-size, self.share)
 
     def discard(self) -> None:
         """Drop what is queued (the consumer stopped early), returning its budget."""
@@ -197,6 +202,7 @@ def ordered(tasks: Iterable[Callable[[], Iterable[T]]], workers: int) -> Iterato
             yield from produce()
         return
     stop = threading.Event()
+    share = [0]
     pending = iter(tasks)
     running: list[_Task[T]] = []
     try:
@@ -205,7 +211,7 @@ def ordered(tasks: Iterable[Callable[[], Iterable[T]]], workers: int) -> Iterato
                 nxt = next(pending, None)
                 if nxt is None:
                     break
-                task: _Task[T] = _Task(nxt, stop, read_ahead)
+                task: _Task[T] = _Task(nxt, stop, read_ahead, share)
                 task.thread.start()
                 running.append(task)
             if not running:
