@@ -1,9 +1,9 @@
 """Run page-producing tasks on a bounded thread pool and hand their output back in order.
 
 The caller sees exactly what a sequential loop would produce, in the same order, so STATE
-stays resumable; only the waiting overlaps. Memory stays flat however large the data: the
+stays resumable; only the waiting overlaps. Memory is bounded however large the data: the
 task being consumed buffers at most BUFFER_PAGES pages, and the tasks waiting for their turn
-share one `read_ahead` budget of pages across the whole process.
+share one `read_ahead` budget of response bytes across the whole process.
 """
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ read_ahead = Budget()
 def limit_malloc() -> None:
     """Keep glibc from holding freed memory: one malloc arena per thread keeps its own free
     pages, and a moving mmap threshold puts ~1 MB response bodies in those arenas. Two
-    arenas and a fixed 256 KiB threshold (bodies are mapped and unmapped) keep peak RSS flat
-    as the data grows. Call before threads start; a no-op without glibc."""
+    arenas and a fixed 256 KiB threshold (bodies are mapped and unmapped) keep peak RSS from
+    growing with the data. Call before threads start; a no-op without glibc."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
