@@ -298,8 +298,8 @@ class CloseClient:
                 elif status >= 400:
                     raise self._fatal(response, path)
                 else:
+                    parallel.received(len(response.data))
                     try:
-                        parallel.received(len(response.data))
                         body = _decode(response.data)
                     except (ValueError, msgspec.DecodeError):
                         problem = "invalid JSON body"

@@ -181,15 +181,16 @@ class LineWriter(MsgSpecWriter):
     first, so a STATE always reaches the target after the records before it."""
 
     BUFFER = 1 << 20
-    _pending = bytearray()
+    _pending: bytearray  # set with _target, at the first message
     _target: Any = None
 
     def write_message(self, message: Message) -> None:
         target = sys.stdout.buffer
         if target is not self._target:  # first message, or stdout was swapped
+            if self._target is None:
+                atexit.register(self.flush)
             self.flush()
             self._target, self._pending = target, bytearray()
-            atexit.register(self.flush)
         self._pending += self.format_message(message)  # a copy: msgspec reuses its buffer
         if len(self._pending) >= self.BUFFER or not isinstance(message, RecordMessage):
             self.flush()
