@@ -1,8 +1,8 @@
 """HTTP for Close: retries, rate limiting, error redaction and `_skip`/`_limit` paging.
 
-Requests go through one urllib3 pool (the transport under `requests`) without the `requests`
-session layer: that layer costs about twice the CPU per call, and the per-lead custom-object
-listing makes one call per lead. Authentication still comes from a `requests` AuthBase.
+Requests go through `transport.Pool`, a small keep-alive HTTP/1.1 client: the per-lead
+custom-object listing makes one call per lead, and `requests`/urllib3 cost about five times
+its CPU per call. Authentication still comes from a `requests` AuthBase.
 """
 
 from __future__ import annotations
@@ -24,25 +24,15 @@ from urllib.parse import urlencode
 import backoff
 import msgspec
 import requests
-import urllib3
-from urllib3.exceptions import (
-    DecodeError,
-    HTTPError,
-    ProtocolError,
-    ReadTimeoutError,
-    SSLError,
-)
-from urllib3.exceptions import TimeoutError as TransportTimeout
 
 from tap_close import parallel
 from tap_close.auth import AuthError, CloseOAuth, redact
+from tap_close.transport import FatalTransportError, Pool, ReadTimeout, Reply, TransportError
 
 logger = logging.getLogger("tap-close.http")
 
 RETRY_STATUSES = {500, 502, 503, 504}
-#: Transport errors worth another try (resets, truncated bodies, timeouts, refused or
-#: unresolved connections); others (bad URL, bad header) never succeed.
-RETRY_ERRORS = (ProtocolError, TransportTimeout, SSLError, DecodeError)
+__all__ = ["CloseAPIError", "CloseClient", "Reply"]
 _RATELIMIT_RE = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)", re.IGNORECASE)
 
 
@@ -80,18 +70,6 @@ def parse_ratelimit(value: str | None) -> dict[str, float]:
     if not value:
         return {}
     return {k.lower(): float(v) for k, v in _RATELIMIT_RE.findall(value)}
-
-
-@dataclass
-class Reply:
-    """One HTTP response: status, headers (case-insensitive) and the whole body."""
-
-    status: int
-    headers: Mapping[str, str]
-    data: bytes
-
-    def json(self) -> Any:
-        return _decode(self.data)  # ValueError (msgspec.DecodeError) when it is not JSON
 
 
 def _error_text(response: Reply) -> str:
@@ -206,8 +184,7 @@ class CloseClient:
         self.max_tries = max_tries
         self.limiter = RateLimiter()
         self.stats: Counter[str] = Counter()
-        self._pool = urllib3.PoolManager(maxsize=self.workers, retries=False)
-        self._urllib3_timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        self._pool = Pool(self.api_url, timeout=timeout, maxsize=self.workers)
         self.headers = {"User-Agent": user_agent, "Accept": "application/json",
                         "Accept-Encoding": "gzip, deflate", "X-TZ-Offset": "0"}
 
@@ -223,20 +200,16 @@ class CloseClient:
         json: Mapping[str, Any] | None = None,
     ) -> tuple[Reply, str]:
         """One HTTP exchange, no retries. Returns the reply and the Authorization sent."""
-        url = f"{self.api_url}/{path.lstrip('/')}"
+        target = "/" + path.lstrip("/")
         if params:
-            url += "?" + urlencode([(k, v) for k, v in params.items() if v is not None])
+            target += "?" + urlencode([(k, v) for k, v in params.items() if v is not None])
         authorization = self.authorization()
         headers = {**self.headers, "Authorization": authorization}
         body = None
         if json is not None:
             body = msgspec.json.encode(json)
             headers["Content-Type"] = "application/json"
-        response = self._pool.request(
-            method, url, body=body, headers=headers, timeout=self._urllib3_timeout,
-            redirect=False, retries=False,
-        )
-        return Reply(response.status, response.headers, response.data), authorization
+        return self._pool.request(method, target, headers, body), authorization
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return self.request("GET", path, params)
@@ -262,12 +235,12 @@ class CloseClient:
                 with self._slots:
                     response, authorization = self.send(method, path, params, json)
                 header = response.headers.get("RateLimit")
-            except RETRY_ERRORS as exc:
-                problem = type(exc).__name__
-                if method != "GET" and isinstance(exc, ReadTimeoutError):
+            except TransportError as exc:
+                problem = str(exc)
+                if method != "GET" and isinstance(exc, ReadTimeout):
                     raise CloseAPIError(f"{method} {path} timed out; not retried") from None
-            except HTTPError as exc:
-                raise CloseAPIError(f"{method} {path} failed: {type(exc).__name__}") from None
+            except FatalTransportError as exc:
+                raise CloseAPIError(f"{method} {path} failed: {exc}") from None
             finally:
                 self.limiter.release(group, header)
             if not problem:

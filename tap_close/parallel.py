@@ -37,6 +37,7 @@ class Budget:
         self.last_page = 0  # bytes: a task's first reservation
         self._used = 0
         self._cond = threading.Condition()
+        self._waiting: set[_Task[Any]] = set()
 
     def take(self, task: _Task[Any], estimate: int) -> int | None:
         """Reserve `estimate` bytes (waiting for room), or None if `task` is being consumed."""
@@ -44,7 +45,9 @@ class Budget:
             while not task.consumed() and not task.stopped() and (
                     (self._used and self._used + estimate > self.limit)
                     or (task.share[0] and task.share[0] + estimate > self.limit // 2)):
+                self._waiting.add(task)
                 self._cond.wait(0.1)
+            self._waiting.discard(task)
             if task.consumed():
                 return None
             self._used += estimate
@@ -60,8 +63,10 @@ class Budget:
                 self._cond.notify_all()
 
     def wake(self) -> None:
+        """A task became consumed: wake the waiting tasks if that exempts one of them."""
         with self._cond:
-            self._cond.notify_all()
+            if any(task.consumed() or task.stopped() for task in self._waiting):
+                self._cond.notify_all()
 
 
 _received = threading.local()
@@ -250,8 +255,8 @@ class Prefetcher:
         self._tasks: dict[str, _Task[list[Any]]] = {}
         self._started: set[str] = set()
 
-    def take(self, stream: Any, context: Any) -> Iterator[Any] | None:
-        """The prefetched records of `stream` (None: read it now), and start the next ones."""
+    def take(self, stream: Any, context: Any) -> Iterator[list[Any]] | None:
+        """The prefetched records of `stream` in chunks (None: read it now); starts the next."""
         if self.ahead <= 1 or context is not None:
             return None
         order = self._streams()
@@ -269,9 +274,7 @@ class Prefetcher:
                 self._tasks[upcoming.name] = _Task(self._producer(upcoming), self._stop,
                                                    read_ahead)
                 self._tasks[upcoming.name].thread.start()
-        if task is None:
-            return None
-        return (item for chunk in task.consume() for item in chunk)
+        return None if task is None else task.consume()
 
     @staticmethod
     def _producer(stream: Any) -> Callable[[], Iterable[list[Any]]]:

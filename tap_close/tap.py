@@ -20,6 +20,7 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.contrib.msgspec import encoder as sdk_encoder
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.singerlib import Message, RecordMessage
@@ -191,9 +192,14 @@ class LineWriter(MsgSpecWriter):
                 atexit.register(self.flush)
             self.flush()
             self._target, self._pending = target, bytearray()
+        if isinstance(message, RecordMessage):  # the SDK's encoding, straight into the buffer
+            sdk_encoder.encode_into(message.to_dict(), self._pending, -1)
+            self._pending += b"\n"
+            if len(self._pending) >= self.BUFFER:
+                self.flush()
+            return
         self._pending += self.format_message(message)  # a copy: msgspec reuses its buffer
-        if len(self._pending) >= self.BUFFER or not isinstance(message, RecordMessage):
-            self.flush()
+        self.flush()
 
     def flush(self) -> None:
         if self._target is None or not self._pending:

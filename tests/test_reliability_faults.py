@@ -1,9 +1,10 @@
 """Reliability under every fault Close can produce, and under bad data from the API.
 
-Real CLI against the emulator. The soak: 5 % of requests fail at random (500, 502, 503, 504,
-connection reset, truncated JSON body, a response slower than `request_timeout`, 429) plus
-bursts of 429 in both of Close's body shapes and with no `rate_reset` at all; a full and an
-incremental sync still end with exactly the truth in every stream, and no secret leaks.
+Real CLI against the emulator, replying gzip + chunked as Close's front end does. The soak:
+5 % of requests fail at random (500, 502, 503, 504, connection reset, truncated body, a
+response slower than `request_timeout`, 429) plus bursts of 429 in both of Close's body
+shapes and with no `rate_reset` at all; a full and an incremental sync still end with
+exactly the truth in every stream, and no secret leaks.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def soak_emulator() -> CloseEmulator:
     return CloseEmulator(
         seed=21, n_leads=50, fault_rate=0.05, fault_seed=5, fault_kinds=FAULT_KINDS,
         slow_seconds=1.2, max_limit={"lead": 10, "opportunity": 10, "activity": 20, "task": 25},
+        compress=True,  # gzip + chunked replies: truncation hits chunked bodies too
     )
 
 

@@ -118,7 +118,7 @@ def test_sigterm_during_a_refresh_saves_the_rotated_token(tmp_path: Path) -> Non
 
 def test_two_processes_on_one_store_never_spend_the_same_token(tmp_path: Path) -> None:
     store = tmp_path / "shared" / "close.json"
-    with CloseEmulator(seed=54, n_leads=30, access_token_ttl=1.5, latency=0.02,
+    with CloseEmulator(seed=54, n_leads=30, access_token_ttl=0.4, latency=0.02,
                        max_limit={"lead": 5, "opportunity": 5}) as emu:
         track_tokens(emu)
         config = oauth_config(emu, str(store))

@@ -13,6 +13,7 @@ from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage
+from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 from singer_sdk.streams import Stream
 
 from tap_close import parallel
@@ -181,13 +182,14 @@ class CloseStream(Stream):
         The records may have been fetched ahead (see `prefetch`) while earlier streams
         were written; `Deferred` state changes are applied here, in order.
         """
-        source = self._tap.prefetcher.take(self, context)
+        chunks = self._tap.prefetcher.take(self, context) or [self.read_records(context)]
         try:
-            for item in source or self.read_records(context):
-                if isinstance(item, Deferred):
-                    item.apply()
-                else:
-                    yield item
+            for chunk in chunks:
+                for item in chunk:
+                    if isinstance(item, Deferred):
+                        item.apply()
+                    else:
+                        yield item
         except AccessDeniedError as exc:
             self.logger.warning("Skipping stream '%s': %s", self.name, exc)
 
@@ -387,13 +389,25 @@ class IncrementalStream(CloseStream):
         for page in parallel.ordered((w.pages for w in windows), workers):
             yield from page
 
+    @cached_property
+    def _plain_bookmark(self) -> bool:
+        """Sorted, one state per stream: a bookmark moves to any value >= itself."""
+        return (self.is_sorted and self.state_partitioning_keys is None
+                and self.replication_method == REPLICATION_INCREMENTAL)
+
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
         """Also remember the ids at the bookmark, so the next run does not repeat them."""
         if self._replaying:
             return
         state = self.get_context_state(context)
         before = state.get("replication_key_value")
-        super()._increment_stream_state(latest_record, context=context)
+        value = latest_record.get(self.replication_key)
+        if self._plain_bookmark and isinstance(value, str) and (before is None or (
+                isinstance(before, str) and value >= before)):
+            state["replication_key"] = self.replication_key  # as the SDK does, without its
+            state["replication_key_value"] = value  # per-record layers (hot path)
+        else:
+            super()._increment_stream_state(latest_record, context=context)
         after = state.get("replication_key_value")
         if after != before:
             state["bookmark_ids"] = [latest_record["id"]]

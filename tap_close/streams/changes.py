@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterator
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tap_close.client import CloseAPIError, CloseClient
@@ -127,11 +128,19 @@ class EventReplay(_Base):
         every change until that future date being skipped.
         """
         key = self.replication_key
-        value = parse_ts(latest_record.get(key)) if key else None
-        now = dt.datetime.now(UTC)
-        if key and value is not None and value > now:
-            latest_record = {**latest_record, key: format_ts(now)}
+        text = latest_record.get(key) if key else None
+        if isinstance(text, str) and len(text) == 32 and text.endswith("+00:00") and (
+                text <= self._run_started_text):
+            pass  # canonical UTC text before this run began: not in the future (hot path)
+        elif key and (value := parse_ts(text)) is not None:
+            now = dt.datetime.now(UTC)
+            if value > now:
+                latest_record = {**latest_record, key: format_ts(now)}
         super()._increment_stream_state(latest_record, context=context)
+
+    @cached_property
+    def _run_started_text(self) -> str:
+        return format_ts(self._tap.run_started)
 
     def owns(self, event: dict) -> bool:
         return event.get("object_type") in self.event_object_types

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fault-rate", type=float, default=0.0)
     p.add_argument("--fault-seed", type=int, default=0)
     p.add_argument("--event-history", type=int, default=0, help="pre-seeded past events")
+    p.add_argument("--compress", action="store_true", help="gzip + chunked replies")
     args = p.parse_args(argv)
 
     emu = CloseEmulator(
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         fault_rate=args.fault_rate,
         fault_seed=args.fault_seed,
         event_history=args.event_history,
+        compress=args.compress,
         host=args.host,
         port=args.port,
     )

@@ -48,6 +48,7 @@ class CloseEmulator:
         denied: Iterable[str] = (),
         plan_limited: Iterable[str] = (),
         event_history: int = 0,
+        compress: bool = False,
     ) -> None:
         self.api_key = api_key
         self.client_id = client_id
@@ -77,6 +78,7 @@ class CloseEmulator:
             slow_seconds=slow_seconds,
         )
         self._address = (host, port)
+        self.compress = compress
         self._server: EmuServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -84,7 +86,7 @@ class CloseEmulator:
 
     def start(self) -> CloseEmulator:
         if self._server is None:
-            self._server = EmuServer(self._address, self.engine)
+            self._server = EmuServer(self._address, self.engine, self.compress)
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
                 kwargs={"poll_interval": 0.05},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import gzip
 import json
 import socket
 import struct
@@ -21,6 +22,7 @@ from .oauth import OAuthError, TokenStore
 
 API_PREFIX = "/api/v1"
 DEFAULT_RATELIMIT = "limit=1000, remaining=999, reset=1.0"
+CHUNK = 4096  # bytes per chunk of a chunked reply
 
 
 @dataclass
@@ -230,7 +232,7 @@ class Engine:
 
 
 class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive; every reply has Content-Length
+    protocol_version = "HTTP/1.1"  # keep-alive; Content-Length or chunked replies
     disable_nagle_algorithm = True  # TCP_NODELAY on accepted sockets
     server_version = "CloseEmulator/1.0"
     sys_version = ""
@@ -276,15 +278,24 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.send_response(reply.status)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply.body)))
+        chunked = self.server.compress and "gzip" in self.headers.get("Accept-Encoding", "") \
+            and not any(name.lower() == "content-encoding" for name, _ in reply.headers)
+        body = gzip.compress(reply.body, 1) if chunked else reply.body
+        if chunked:  # as Close's front end: gzip, chunked transfer encoding
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Transfer-Encoding", "chunked")
+            body = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + CHUNK]), body[i:i + CHUNK])
+                            for i in range(0, len(body), CHUNK)) + b"0\r\n\r\n"
+        else:
+            self.send_header("Content-Length", str(len(body)))
         for name, value in reply.headers:
             self.send_header(name, value)
         self.end_headers()
         if reply.action == "truncate":
-            self.wfile.write(reply.body[: len(reply.body) // 2])
+            self.wfile.write(body[: len(body) // 2])
             self.close_connection = True
         else:
-            self.wfile.write(reply.body)
+            self.wfile.write(body)
 
 
 class EmuServer(ThreadingHTTPServer):
@@ -292,9 +303,10 @@ class EmuServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], engine: Engine) -> None:
+    def __init__(self, address: tuple[str, int], engine: Engine, compress: bool = False) -> None:
         super().__init__(address, Handler)
         self.engine = engine
+        self.compress = compress  # gzip + chunked replies to clients that accept gzip
         self._conn_lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._resets: set[socket.socket] = set()
