@@ -8,6 +8,7 @@ its CPU per call. Authentication still comes from a `requests` AuthBase.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import math
@@ -37,6 +38,50 @@ _RATELIMIT_RE = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)", re.IGNORE
 
 
 _decode = msgspec.json.Decoder().decode  # one parse per body, faster than json
+
+
+def _decode_object(data: bytes) -> dict[str, Any] | None:
+    body = _decode(data)
+    return body if isinstance(body, dict) else None
+
+
+class KeyPage:
+    """A list page kept as raw bytes until its rows are read: only each row's `id` and sort
+    key are decoded at once (for keyset paging, ~1/5 of a full parse), so pages waiting in
+    read-ahead cost their size in bytes, not ~2.5x that in Python objects."""
+
+    __slots__ = ("data", "has_more", "keys", "skip")
+
+    def __init__(self, data: bytes, has_more: bool, keys: list[tuple[Any, Any]]) -> None:
+        self.data = data
+        self.has_more = has_more
+        self.keys = keys  # (sort key, id) of each row, in order
+        self.skip: set[int] = set()  # positions of rows not to emit
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        body = _decode(self.data)
+        rows = (body.get("data") if isinstance(body, dict) else None) or []
+        skip = self.skip
+        return (row for i, row in enumerate(rows) if i not in skip) if skip else iter(rows)
+
+
+@functools.cache
+def key_page_decoder(key: str) -> Callable[[bytes], KeyPage]:
+    """Decoder of list pages into `KeyPage`s for rows sorted by `key`."""
+    fields: list[tuple[str, Any, Any]] = [("id", Any, None)]
+    if key != "id":
+        fields.append((key, Any, None))
+    row = msgspec.defstruct("Row", fields)
+    page = msgspec.defstruct("Page", [("data", list[row] | None, None),  # type: ignore[valid-type]
+                                      ("has_more", Any, False)])
+    decode = msgspec.json.Decoder(page).decode
+
+    def decoder(data: bytes) -> KeyPage:
+        parsed: Any = decode(data)
+        keys = [(getattr(r, key), r.id) for r in parsed.data or ()]
+        return KeyPage(data, bool(parsed.has_more), keys)
+
+    return decoder
 
 
 class CloseAPIError(Exception):
@@ -211,17 +256,19 @@ class CloseClient:
             headers["Content-Type"] = "application/json"
         return self._pool.request(method, target, headers, body), authorization
 
-    def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return self.request("GET", path, params)
+    def get(self, path: str, params: Mapping[str, Any] | None = None,
+            decode: Callable[[bytes], Any] = _decode_object) -> Any:
+        return self.request("GET", path, params, decode=decode)
 
     def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return self.request("POST", path, json=body)
 
     def request(
         self, method: str, path: str, params: Mapping[str, Any] | None = None,
-        json: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Send one API call with retries; return the parsed JSON body."""
+        json: Mapping[str, Any] | None = None, decode: Callable[[bytes], Any] = _decode_object,
+    ) -> Any:
+        """Send one API call with retries; return the body parsed by `decode` (a JSON object
+        by default); a body it refuses (error, None) is retried like a truncated one."""
         group = endpoint_group(method, path)
         waits = backoff.expo(base=2, factor=0.5, max_value=30)
         refreshed = False
@@ -273,11 +320,11 @@ class CloseClient:
                 else:
                     parallel.received(len(response.data))
                     try:
-                        body = _decode(response.data)
+                        body = decode(response.data)
                     except (ValueError, msgspec.DecodeError):
                         problem = "invalid JSON body"
                     else:
-                        if isinstance(body, dict):
+                        if body is not None:
                             return body
                         problem = "unexpected JSON body"
             attempt += 1
@@ -304,12 +351,13 @@ class CloseClient:
         return CloseAPIError(msg, status)
 
     def page(
-        self, path: str, params: Mapping[str, Any], limit: int
-    ) -> tuple[dict[str, Any], int]:
+        self, path: str, params: Mapping[str, Any], limit: int,
+        decode: Callable[[bytes], Any] = _decode_object,
+    ) -> tuple[Any, int]:
         """Fetch one list page; halve `_limit` while Close refuses it. Returns (body, limit)."""
         while True:
             try:
-                return self.get(path, {**params, "_limit": limit}), limit
+                return self.get(path, {**params, "_limit": limit}, decode), limit
             except LimitTooLargeError:
                 if limit <= 1:
                     raise
@@ -323,19 +371,26 @@ class CloseClient:
 
         After the first page, later pages are fetched ahead concurrently (`workers`).
         """
-        body, limit = self.page(path, {**(params or {}), "_skip": 0}, page_size)
-        data = body.get("data") or []
-        yield data
-        if not body.get("has_more") or not data:
-            return
-        limit = len(data)
+        for page in self.raw_pages(path, params, page_size=page_size):
+            yield list(page)
 
-        def fetch(skip: int) -> Callable[[], list[dict[str, Any]]]:
-            return lambda: [self.get(path, {**(params or {}), "_skip": skip, "_limit": limit})]
+    def raw_pages(
+        self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = 100
+    ) -> Iterator[KeyPage]:
+        """`pages`, each page decoded only when its rows are read (lean read-ahead)."""
+        decode = key_page_decoder("id")
+        page, limit = self.page(path, {**(params or {}), "_skip": 0}, page_size, decode)
+        yield page
+        if not page.has_more or not page.keys:
+            return
+        limit = len(page.keys)
+
+        def fetch(skip: int) -> Callable[[], list[KeyPage]]:
+            return lambda: [self.get(path, {**(params or {}), "_skip": skip, "_limit": limit},
+                                     decode)]
 
         offsets = (limit * n for n in itertools.count(1))
-        for body in parallel.ordered((fetch(skip) for skip in offsets), self.workers):
-            data = body.get("data") or []
-            yield data
-            if not body.get("has_more") or not data:
+        for page in parallel.ordered((fetch(skip) for skip in offsets), self.workers):
+            yield page
+            if not page.has_more or not page.keys:
                 return

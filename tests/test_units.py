@@ -117,3 +117,25 @@ def test_normalize_ts_fast_path_matches_the_slow_one() -> None:
                   "2024-03-05T10:01:22Z", "2024-03-05"):
         assert normalize_ts(value) == format_ts(parse_ts(value))
     assert normalize_ts("garbage") is None
+
+
+def test_key_page_decodes_keys_now_and_rows_when_read() -> None:
+    import msgspec
+
+    from tap_close.client import KeyPage, key_page_decoder
+
+    body = json.dumps({"has_more": True, "data": [
+        {"id": "a", "date_updated": "2024-01-01T00:00:00+00:00", "name": "x", "n": [1, {"y": 2}]},
+        {"id": "b", "name": "no key"}, {"id": 3, "date_updated": None}]}).encode()
+    page = key_page_decoder("date_updated")(body)
+    assert isinstance(page, KeyPage) and page.has_more and page.data is body
+    assert page.keys == [("2024-01-01T00:00:00+00:00", "a"), (None, "b"), (None, 3)]
+    assert [row["id"] for row in page] == ["a", "b", 3]
+    page.skip.add(1)
+    assert [row["id"] for row in page] == ["a", 3]
+    last = key_page_decoder("id")(b'{"data": []}')
+    assert (last.has_more, last.keys, list(last)) == (False, [], [])
+    with pytest.raises(msgspec.DecodeError):
+        key_page_decoder("id")(b'{"data": ["not an object"]}')
+    with pytest.raises(msgspec.DecodeError):
+        key_page_decoder("id")(b'{"data": [{"id": "a"}')

@@ -160,7 +160,7 @@ class TasksStream(EventReplay, CloseStream):
     def _read_window(self, lower: dt.datetime, upper: dt.datetime) -> Iterator[dict]:
         params = {"_type": "all", "_order_by": "date_created",
                   "date_updated__gte": lower.isoformat(), "date_updated__lt": upper.isoformat()}
-        for page in self.client.pages(self.path, params, page_size=self.page_size):
+        for page in self.client.raw_pages(self.path, params, page_size=self.page_size):
             for row in page:
                 if (parse_ts(row.get("date_updated")) or upper) < upper:
                     yield row

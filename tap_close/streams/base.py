@@ -17,7 +17,14 @@ from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 from singer_sdk.streams import Stream
 
 from tap_close import parallel
-from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient, endpoint_group
+from tap_close.client import (
+    AccessDeniedError,
+    CloseAPIError,
+    CloseClient,
+    KeyPage,
+    endpoint_group,
+    key_page_decoder,
+)
 from tap_close.schemas import custom_field_column, custom_field_properties
 
 if TYPE_CHECKING:
@@ -202,7 +209,7 @@ class CloseStream(Stream):
         return Deferred(lambda: self.get_context_state(context).update(values))
 
     def read_records(self, context: Context | None) -> Iterable[Any]:
-        for page in self.client.pages(
+        for page in self.client.raw_pages(
             self.path, self.base_params(context), page_size=self.page_size
         ):
             yield from page
@@ -257,40 +264,35 @@ class Window:
         assert self.lower is not None
         return self.lower, set(self.ids_at_lower)
 
-    def pages(self) -> Generator[list[dict], None, None]:
+    def pages(self) -> Generator[KeyPage, None, None]:
+        """Pages of the window; each is decoded when its rows are read (by the consumer)."""
         stream = self.stream
-        key_name = stream.replication_key
+        decode = key_page_decoder(stream.replication_key)
         limit = stream.page_size
         overlap = stream.OVERLAP
         while True:
             skip = max(0, len(self.ids_at_lower) - min(overlap, limit // 4))
             params = {**self.base, **stream.window_params(self.lower, self.upper), "_skip": skip}
-            body, limit = stream.client.page(stream.path, params, limit)
-            data = body.get("data") or []
+            page, limit = stream.client.page(stream.path, params, limit, decode)
             page_keys: list[tuple[dt.datetime, str]] = []
-            rows = []
-            for row in data:
-                key = parse_ts(row.get(key_name))
-                rid = row.get("id")
+            for i, (value, rid) in enumerate(page.keys):
+                key = parse_ts(value)
                 if key is None or not isinstance(rid, str):
-                    rows.append(row)  # emitted, but no paging boundary (nor bookmark) from it
-                    continue
+                    continue  # emitted, but no paging boundary (nor bookmark) from it
                 floor = stream.floor(key)
                 page_keys.append((floor, rid))
-                if floor == self.lower and rid in self.ids_at_lower:
-                    continue  # re-read at the page boundary
-                if self.start and (key < self.start or (
-                        key == self.start and rid in self.emitted_at_start)):
-                    continue  # emitted by an earlier run
-                rows.append(row)
+                if (floor == self.lower and rid in self.ids_at_lower) or (  # re-read at the
+                        self.start and (key < self.start or (  # boundary, or emitted by an
+                            key == self.start and rid in self.emitted_at_start))):  # earlier run
+                    page.skip.add(i)
             if self.first_key is None and page_keys:
                 self.first_key = page_keys[0][0]
-            more = bool(body.get("has_more")) and bool(page_keys)
+            more = page.has_more and bool(page_keys)
             if more:
                 self._advance(page_keys, overlap)
                 overlap = stream.OVERLAP if self._progressed else 0
             self.finished = not more
-            yield rows
+            yield page
             if not more:
                 return
 
