@@ -12,6 +12,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import msgspec
 
 MAX_LINE = 65536
 MAX_HEADERS = 200
+IDLE_CHECK = 0.5  # seconds idle after which a pooled connection is checked before use
 _decode = msgspec.json.Decoder().decode
 
 
@@ -48,6 +50,13 @@ class Headers(dict[str, str]):
     def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
         pairs = items.items() if isinstance(items, Mapping) else items
         super().__init__((k.lower(), v) for k, v in pairs)
+
+    @classmethod
+    def of(cls, lowered: dict[str, str]) -> Headers:
+        """From a dict whose keys are lower-case already."""
+        headers = cls()
+        dict.update(headers, lowered)
+        return headers
 
     def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
@@ -78,7 +87,7 @@ def _tls_context() -> ssl.SSLContext:
 
 
 class _Connection:
-    __slots__ = ("file", "sock")
+    __slots__ = ("file", "idle_since", "sock")
 
     def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, timeout: float) -> None:
         try:
@@ -100,6 +109,7 @@ class _Connection:
                 raise ConnectError(f"TLS handshake with {host} failed: {exc}") from None
         self.sock = sock
         self.file: IO[bytes] = sock.makefile("rb")
+        self.idle_since = 0.0
 
     def dropped(self) -> bool:
         """An idle connection the server closed (or that has stray bytes): not reusable."""
@@ -122,12 +132,12 @@ def _read_line(file: IO[bytes]) -> bytes:
 
 
 def _read_headers(file: IO[bytes]) -> Headers:
-    headers = Headers()
+    headers: dict[str, str] = {}
     last = ""
     for _ in range(MAX_HEADERS):
         line = _read_line(file)
         if line in (b"\r\n", b"\n"):
-            return headers
+            return Headers.of(headers)
         if not line:
             raise TransportError("connection closed in the response headers")
         text = line.decode("iso-8859-1")
@@ -243,11 +253,13 @@ class Pool:
                 conn = self._idle.pop() if self._idle else None
             if conn is None:
                 return _Connection(self.host, self.port, self.tls, self.timeout)
-            if not conn.dropped():
+            # Servers close idle keep-alive connections after seconds, not milliseconds.
+            if time.monotonic() - conn.idle_since < IDLE_CHECK or not conn.dropped():
                 return conn
             conn.close()
 
     def _give(self, conn: _Connection) -> None:
+        conn.idle_since = time.monotonic()
         with self._lock:
             if len(self._idle) < self.maxsize:
                 self._idle.append(conn)

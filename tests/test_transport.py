@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tap_close import transport
 from tap_close.transport import (
     ConnectError,
     FatalTransportError,
@@ -163,13 +164,22 @@ def test_broken_replies_raise_transport_errors(serve, wire: bytes | None, messag
         Pool(server.url, timeout=5).request("GET", "/x/", {})
 
 
-def test_idle_connection_closed_by_the_server_is_replaced(serve) -> None:
+def test_idle_connection_closed_by_the_server_is_replaced(serve, monkeypatch) -> None:
+    monkeypatch.setattr(transport, "IDLE_CHECK", 0.05)
     server = serve([reply(), reply()], close_after_each=True)  # closes after each reply
     pool = Pool(server.url, timeout=5)
     pool.request("GET", "/a/", {})
     threading.Event().wait(0.1)  # the server's FIN arrives while the connection is idle
     assert pool.request("GET", "/b/", {}).data == OK
     assert server.connections == 2
+    # Reused at once (not checked), a connection closed meanwhile fails: the client retries.
+    monkeypatch.setattr(transport, "IDLE_CHECK", 60)
+    server = serve([reply(), reply()], close_after_each=True)
+    pool = Pool(server.url, timeout=5)
+    pool.request("GET", "/a/", {})
+    threading.Event().wait(0.1)
+    with pytest.raises(TransportError):
+        pool.request("GET", "/b/", {})
 
 
 def test_read_timeout_connect_errors_and_bad_urls() -> None:

@@ -84,7 +84,9 @@ def apply_plan(row: dict, plan: dict[str, Any]) -> None:
         if value is None:
             continue
         if sub is True:
-            row[key] = normalize_ts(value)
+            if not (value.__class__ is str and len(value) == 32 and value[19] == "."
+                    and value.endswith("+00:00")):  # canonical already: the usual case
+                row[key] = normalize_ts(value)
         elif isinstance(value, dict):
             apply_plan(value, sub)
         elif isinstance(value, list):
@@ -127,7 +129,7 @@ class CloseStream(Stream):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._unknown_keys: set[str] = set()
+        self._columns: dict[str, str] = {}  # Close key -> schema column ("" = dropped)
 
     @property
     def client(self) -> CloseClient:
@@ -171,6 +173,26 @@ class CloseStream(Stream):
     @cached_property
     def _everything_selected(self) -> bool:
         return all(self.mask.values())
+
+    def _write_record_message(self, record: dict) -> None:
+        """The SDK's method without its per-record generator (hot path)."""
+        write = self._tap.write_message
+        for message in self._generate_record_messages(record) if self.stream_maps[1:] else (
+                self._record_message(record),):
+            if message is not None:
+                write(message)
+        self.state_manager.is_flushed = False
+
+    def _record_message(self, record: dict) -> RecordMessage | None:
+        """The one RECORD message of a stream with no extra stream maps (None: filtered)."""
+        if not self._everything_selected:
+            pop_deselected_record_properties(record, self.schema, self.mask)
+        stream_map = self.stream_maps[0]
+        mapped = stream_map.transform(record)
+        if mapped is None:
+            return None
+        return RecordMessage(stream=stream_map.stream_alias, record=mapped,
+                             version=self._stream_version, time_extracted=utc_now())
 
     def _generate_record_messages(self, record: dict) -> Generator[RecordMessage, None, None]:
         """The SDK's RECORD step, minus the deselected-property walk when nothing is
@@ -224,21 +246,29 @@ class CloseStream(Stream):
         This is the whole conformance step: Close sends JSON-native values, so the SDK's
         per-value type conformance is switched off (TYPE_CONFORMANCE_LEVEL = NONE).
         """
-        known = self._known_keys
-        if known.issuperset(row):  # the usual case with `_fields`: nothing to drop or rename
-            apply_plan(row, self._timestamp_plan)
+        if self._known_keys.issuperset(row):  # the usual case with `_fields`: nothing to
+            apply_plan(row, self._timestamp_plan)  # drop or rename
             return row
-        out = {}
-        for key, value in row.items():
-            if self.custom_object and key.startswith(CUSTOM_KEY):
-                key = custom_field_column(key[len(CUSTOM_KEY):])  # noqa: PLW2901
-            if key in known:
-                out[key] = value
-            elif key not in self._unknown_keys:
-                self._unknown_keys.add(key)
-                self.logger.info("%s: ignoring field %r, not in the schema", self.name, key)
+        columns = self._columns
+        try:
+            out = {column: value for key, value in row.items() if (column := columns[key])}
+        except KeyError:  # a key not seen before: decide once, then map
+            for key in row:
+                if key not in columns:
+                    columns[key] = self._column_of(key)
+            out = {column: value for key, value in row.items() if (column := columns[key])}
         apply_plan(out, self._timestamp_plan)
         return out
+
+    def _column_of(self, key: str) -> str:
+        """The schema column a Close key goes to ("" = dropped, logged once)."""
+        column = key
+        if self.custom_object and key.startswith(CUSTOM_KEY):
+            column = custom_field_column(key[len(CUSTOM_KEY):])
+        if column in self._known_keys:
+            return column
+        self.logger.info("%s: ignoring field %r, not in the schema", self.name, key)
+        return ""
 
 
 class Window:
