@@ -58,6 +58,10 @@ class KeyPage:
         self.keys = keys  # (sort key, id) of each row, in order
         self.skip: set[int] = set()  # positions of rows not to emit
 
+    @property
+    def rows_in(self) -> int:
+        return len(self.keys) - len(self.skip)
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         body = _decode(self.data)
         rows = (body.get("data") if isinstance(body, dict) else None) or []
@@ -328,6 +332,8 @@ class CloseClient:
                             return body
                         problem = "unexpected JSON body"
             attempt += 1
+            if parallel.cancelled():  # read ahead for a consumer that has stopped
+                raise CloseAPIError(f"{method} {path}: not retried, no longer needed")
             if attempt >= self.max_tries:
                 msg = f"{method} {path} failed after {attempt} tries (last error: {problem})"
                 raise CloseAPIError(msg)
@@ -375,22 +381,26 @@ class CloseClient:
             yield list(page)
 
     def raw_pages(
-        self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = 100
+        self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = 100,
+        key: str = "id",
     ) -> Iterator[KeyPage]:
-        """`pages`, each page decoded only when its rows are read (lean read-ahead)."""
-        decode = key_page_decoder("id")
+        """`pages`, each page decoded only when its rows are read (lean read-ahead); `key`
+        is the row field decoded at once, besides `id`."""
+        decode = key_page_decoder(key)
         page, limit = self.page(path, {**(params or {}), "_skip": 0}, page_size, decode)
         yield page
         if not page.has_more or not page.keys:
             return
         limit = len(page.keys)
 
-        def fetch(skip: int) -> Callable[[], list[KeyPage]]:
-            return lambda: [self.get(path, {**(params or {}), "_skip": skip, "_limit": limit},
-                                     decode)]
+        def fetch(skip: int) -> Callable[[], Iterator[KeyPage]]:
+            def produce() -> Iterator[KeyPage]:  # lazy: the task reserves budget first
+                yield self.get(path, {**(params or {}), "_skip": skip, "_limit": limit}, decode)
+            return produce
 
         offsets = (limit * n for n in itertools.count(1))
-        for page in parallel.ordered((fetch(skip) for skip in offsets), self.workers):
+        tasks, size = (fetch(skip) for skip in offsets), len(page.data)
+        for page in parallel.ordered(tasks, self.workers, size):
             yield page
             if not page.has_more or not page.keys:
                 return

@@ -87,6 +87,12 @@ def _received_since_last() -> int:
 read_ahead = Budget()
 
 
+def cancelled() -> bool:
+    """True in a task whose consumer has stopped (its results will be dropped)."""
+    task = getattr(_current, "task", None)
+    return task is not None and task.stopped()
+
+
 def limit_malloc() -> None:
     """Keep glibc from holding freed memory: one malloc arena per thread keeps its own free
     pages, and a moving mmap threshold puts ~1 MB response bodies in those arenas. Two
@@ -107,7 +113,8 @@ class _Task(Generic[T]):
         self._stop = stop
         self._budget = budget
         self.head = budget is None  # its consumer has reached it
-        self.share = [0] if share is None else share  # bytes held by its `ordered` call
+        # [bytes held by its `ordered` call, the size of that call's last page]
+        self.share = [0, 0] if share is None else share
         self.parent: _Task[Any] | None = getattr(_current, "task", None)
         self.thread = threading.Thread(target=self._run, args=(produce,), daemon=True)
 
@@ -144,7 +151,7 @@ class _Task(Generic[T]):
         held = 0  # bytes reserved for the page being read
         try:
             items = iter(produce())
-            estimate = self._budget.last_page if self._budget else 0
+            estimate = (self.share[1] or self._budget.last_page) if self._budget else 0
             while True:
                 reserved = self._budget.take(self, estimate) if self._budget else None
                 held = reserved or 0
@@ -154,7 +161,7 @@ class _Task(Generic[T]):
                 except StopIteration:
                     break
                 if self._budget:
-                    estimate = self._budget.last_page = _received_since_last()
+                    estimate = self.share[1] = self._budget.last_page = _received_since_last()
                     if reserved is not None:
                         self._budget.adjust(estimate - held, self.share)
                         held = estimate
@@ -196,18 +203,20 @@ class _Task(Generic[T]):
             yield page
 
 
-def ordered(tasks: Iterable[Callable[[], Iterable[T]]], workers: int) -> Iterator[T]:
+def ordered(tasks: Iterable[Callable[[], Iterable[T]]], workers: int,
+            page_bytes: int = 0) -> Iterator[T]:
     """Yield every item of every task, task by task in the given order.
 
     Up to `workers` tasks run at once; `tasks` may be lazy (even endless): the consumer
-    stopping early (break, error, generator close) stops the pending tasks.
+    stopping early (break, error, generator close) stops the pending tasks. `page_bytes`
+    is the expected size of a task's page (for the read-ahead budget; 0 = unknown).
     """
     if workers <= 1:
         for produce in tasks:
             yield from produce()
         return
     stop = threading.Event()
-    share = [0]
+    share = [0, page_bytes]
     pending = iter(tasks)
     running: list[_Task[T]] = []
     try:
@@ -238,6 +247,21 @@ def chunked(items: Iterable[T], size: int = 100) -> Iterator[list[T]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def batches(items: Iterable[Any], rows: int = 100) -> Iterator[list[Any]]:
+    """Items in lists of about `rows` rows; a page of rows (`rows_in` attribute) counts as
+    its rows, so a prefetched stream buffers few of its (raw) pages."""
+    batch: list[Any] = []
+    held = 0
+    for item in items:
+        batch.append(item)
+        held += getattr(item, "rows_in", 1)
+        if held >= rows:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
 
 
 class Prefetcher:
@@ -278,7 +302,7 @@ class Prefetcher:
 
     @staticmethod
     def _producer(stream: Any) -> Callable[[], Iterable[list[Any]]]:
-        return lambda: chunked(stream.read_records(None))
+        return lambda: batches(stream.read_records(None))
 
     def close(self) -> None:
         self._stop.set()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
+from requests.auth import HTTPBasicAuth
+
 from tap_close import parallel
+from tap_close.client import CloseClient
 from tests.conftest import api_key_config
 from tests.emulator import CloseEmulator
 from tests.harness import run_tap
@@ -105,3 +108,24 @@ def test_read_ahead_budget_bounds_waiting_tasks_and_is_returned() -> None:
         assert budget._used == 0
     finally:
         budget.limit = limit
+
+
+def test_skip_paging_reserves_budget_before_each_request() -> None:
+    """`_skip` pages read ahead wait for the read-ahead budget before their request (a task
+    that fetched before reserving once held every page of a 30k-row stream at once)."""
+    with CloseEmulator(seed=25, n_leads=60) as emu:
+        client = CloseClient(emu.api_url, HTTPBasicAuth(emu.api_key, ""), workers=8)
+        budget = parallel.read_ahead
+        limit, budget.limit = budget.limit, 1  # one reservation at a time
+        try:
+            pages = client.raw_pages("/task/", {"_type": "all"}, page_size=5)
+            rows = [*next(pages), *next(pages)]  # the first page, then the head task's
+            time.sleep(0.3)
+            # 2 pages read, the next task's page (it may be reserved or already consumed
+            # as head) and one waiting task that got the single reservation: not all 8.
+            assert emu.stats["requests"] <= 4, emu.stats["requests"]
+            rows += [row for page in pages for row in page]
+            assert {row["id"] for row in rows} == emu.truth("tasks")
+            assert budget._used == 0
+        finally:
+            budget.limit = limit

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from tap_close import schemas
-from tap_close.client import MaxSkipError
+from tap_close.client import KeyPage, MaxSkipError
 from tap_close.streams.base import UTC, CloseStream, IncrementalStream, format_ts, parse_ts
 from tap_close.streams.changes import EventReplay
 from tap_close.streams.simple import list_stream
@@ -157,10 +157,11 @@ class TasksStream(EventReplay, CloseStream):
                                     replication_key_value=format_ts(window[1]))
         yield from self.replay(context)
 
-    def _read_window(self, lower: dt.datetime, upper: dt.datetime) -> Iterator[dict]:
+    def _read_window(self, lower: dt.datetime, upper: dt.datetime) -> Iterator[KeyPage]:
         params = {"_type": "all", "_order_by": "date_created",
                   "date_updated__gte": lower.isoformat(), "date_updated__lt": upper.isoformat()}
-        for page in self.client.raw_pages(self.path, params, page_size=self.page_size):
-            for row in page:
-                if (parse_ts(row.get("date_updated")) or upper) < upper:
-                    yield row
+        for page in self.client.raw_pages(self.path, params, page_size=self.page_size,
+                                          key="date_updated"):
+            page.skip.update(i for i, (value, _) in enumerate(page.keys)
+                             if not (parse_ts(value) or upper) < upper)
+            yield page

@@ -215,7 +215,9 @@ class CloseStream(Stream):
         try:
             for chunk in chunks:
                 for item in chunk:
-                    if isinstance(item, Deferred):
+                    if isinstance(item, KeyPage):  # rows decoded here, as they are written
+                        yield from item
+                    elif isinstance(item, Deferred):
                         item.apply()
                     else:
                         yield item
@@ -231,10 +233,9 @@ class CloseStream(Stream):
         return Deferred(lambda: self.get_context_state(context).update(values))
 
     def read_records(self, context: Context | None) -> Iterable[Any]:
-        for page in self.client.raw_pages(
-            self.path, self.base_params(context), page_size=self.page_size
-        ):
-            yield from page
+        """Rows, `KeyPage`s of rows (decoded when written) and `Deferred` state changes."""
+        yield from self.client.raw_pages(
+            self.path, self.base_params(context), page_size=self.page_size)
 
     @cached_property
     def _known_keys(self) -> frozenset[str]:
@@ -373,8 +374,8 @@ class IncrementalStream(CloseStream):
     def keyset(
         self, base: dict[str, Any], start: dt.datetime | None = None,
         emitted_at_start: frozenset[str] | set[str] = frozenset(),
-    ) -> Iterator[dict]:
-        """Every record with key >= start (all if None), in key order.
+    ) -> Iterator[KeyPage]:
+        """Pages of every record with key >= start (all if None), in key order.
 
         The first page is read alone; if there is more, the rest of the time range is cut
         into windows read concurrently (`max_concurrency`) and emitted in order, so the
@@ -387,13 +388,12 @@ class IncrementalStream(CloseStream):
         head = next(pages, None)
         if head is None:
             return
-        yield from head
+        yield head
         if first.finished:
             return
         workers = self.client.workers
         if workers <= 1:
-            for page in pages:
-                yield from page
+            yield from pages
             return
         pages.close()
         cut = first.resume_point()
@@ -418,8 +418,7 @@ class IncrementalStream(CloseStream):
                    for lo, hi in itertools.pairwise(bounds)]
         windows.append(Window(self, base, bounds[-1], None, start=start, emitted_at_start=skip))
         windows[0].ids_at_lower = set(cut[1])
-        for page in parallel.ordered((w.pages for w in windows), workers):
-            yield from page
+        yield from parallel.ordered((w.pages for w in windows), workers, len(head.data))
 
     @cached_property
     def _plain_bookmark(self) -> bool:

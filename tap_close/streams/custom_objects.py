@@ -64,7 +64,8 @@ class CustomObjectsStream(EventReplay, CloseStream):
         if self._needs_full_listing(context) and self._has_types():
             leads = self._tap.streams["leads"]
             assert isinstance(leads, IncrementalStream)
-            lead_ids = (lead["id"] for lead in leads.keyset({"_fields": "id,date_updated"}))
+            pages = leads.keyset({"_fields": "id,date_updated"})
+            lead_ids = (lead["id"] for page in pages for lead in page)
             tasks = (partial(self._of_leads, ids) for ids in chunked(lead_ids, LEADS_PER_TASK))
             for objects in parallel.ordered(tasks, self.client.workers):
                 yield from objects
