@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 import backoff
 import msgspec
@@ -37,7 +37,21 @@ __all__ = ["CloseAPIError", "CloseClient", "Reply"]
 _RATELIMIT_RE = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)", re.IGNORECASE)
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch  # what quote_plus leaves as it is
 _decode = msgspec.json.Decoder().decode  # one parse per body, faster than json
+
+
+def query_string(params: Mapping[str, Any]) -> str:
+    """`urlencode` of the non-None params; plain values (the usual ids, numbers) skip quoting."""
+    parts = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else str(value)
+        if not _PLAIN(text):
+            text = quote_plus(text)
+        parts.append(f"{key if _PLAIN(key) else quote_plus(key)}={text}")
+    return "&".join(parts)
 
 
 def _decode_object(data: bytes) -> dict[str, Any] | None:
@@ -65,8 +79,10 @@ class KeyPage:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         body = _decode(self.data)
         rows = (body.get("data") if isinstance(body, dict) else None) or []
-        skip = self.skip
-        return (row for i, row in enumerate(rows) if i not in skip) if skip else iter(rows)
+        for i in sorted(self.skip, reverse=True):  # a few boundary rows at most
+            if i < len(rows):
+                del rows[i]
+        return iter(rows)
 
 
 @functools.cache
@@ -234,15 +250,21 @@ class CloseClient:
         self.limiter = RateLimiter()
         self.stats: Counter[str] = Counter()
         self._pool = Pool(self.api_url, timeout=timeout, maxsize=self.workers)
+        self._basic = ""  # the Basic Authorization header, once computed
         self.headers = {"User-Agent": user_agent, "Accept": "application/json",
                         "Accept-Encoding": "gzip, deflate", "X-TZ-Offset": "0"}
 
     def authorization(self) -> str:
         """The Authorization header the configured `requests` authenticator would send."""
+        if self._basic:
+            return self._basic
         probe = requests.PreparedRequest()
         probe.headers = requests.structures.CaseInsensitiveDict()
         self.auth(probe)
-        return probe.headers.get("Authorization", "")
+        header = probe.headers.get("Authorization", "")
+        if isinstance(self.auth, requests.auth.HTTPBasicAuth):
+            self._basic = header  # fixed for the process (OAuth tokens change)
+        return header
 
     def send(
         self, method: str, path: str, params: Mapping[str, Any] | None = None,
@@ -251,7 +273,7 @@ class CloseClient:
         """One HTTP exchange, no retries. Returns the reply and the Authorization sent."""
         target = "/" + path.lstrip("/")
         if params:
-            target += "?" + urlencode([(k, v) for k, v in params.items() if v is not None])
+            target += "?" + query_string(params)
         authorization = self.authorization()
         headers = {**self.headers, "Authorization": authorization}
         body = None

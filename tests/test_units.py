@@ -139,3 +139,15 @@ def test_key_page_decodes_keys_now_and_rows_when_read() -> None:
         key_page_decoder("id")(b'{"data": ["not an object"]}')
     with pytest.raises(msgspec.DecodeError):
         key_page_decoder("id")(b'{"data": [{"id": "a"}')
+
+
+@pytest.mark.parametrize("params", [
+    {"lead_id": "lead_abc123", "_limit": 100, "_skip": 0, "missing": None},
+    {"_fields": "id,date_updated", "query": 'date_updated >= "2024-01-01T00:00" sort:x'},
+    {"a b": "ü/&=+", "flag": True, "n": 1.5, "safe": "-._~"},
+])
+def test_query_string_equals_urlencode(params: dict) -> None:
+    from urllib.parse import urlencode
+
+    from tap_close.client import query_string
+    assert query_string(params) == urlencode([(k, v) for k, v in params.items() if v is not None])

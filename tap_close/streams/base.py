@@ -174,6 +174,14 @@ class CloseStream(Stream):
     def _everything_selected(self) -> bool:
         return all(self.mask.values())
 
+    def _process_record(self, record: dict, child_context: Context | None = None,
+                        partition_context: Context | None = None) -> None:
+        """The SDK's step, skipped when there is no partition and no child stream (hot path:
+        it would only make and copy an empty child context per record)."""
+        if partition_context or self.child_streams:
+            super()._process_record(record, child_context=child_context,
+                                    partition_context=partition_context)
+
     def _write_record_message(self, record: dict) -> None:
         """The SDK's method without its per-record generator (hot path)."""
         write = self._tap.write_message
