@@ -1,6 +1,6 @@
 """Reliability under every fault Close can produce, and under bad data from the API.
 
-Real CLI against the emulator, replying gzip + chunked as Close's front end does. The soak:
+Real CLI against the emulator, replying gzip + chunked (as compressing front ends do). The soak:
 5 % of requests fail at random (500, 502, 503, 504, connection reset, truncated body, a
 response slower than `request_timeout`, 429) plus bursts of 429 in both of Close's body
 shapes and with no `rate_reset` at all; a full and an incremental sync still end with

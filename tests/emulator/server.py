@@ -281,7 +281,7 @@ class Handler(BaseHTTPRequestHandler):
         chunked = self.server.compress and "gzip" in self.headers.get("Accept-Encoding", "") \
             and not any(name.lower() == "content-encoding" for name, _ in reply.headers)
         body = gzip.compress(reply.body, 1) if chunked else reply.body
-        if chunked:  # as Close's front end: gzip, chunked transfer encoding
+        if chunked:  # gzip, chunked transfer encoding (as compressing front ends reply)
             self.send_header("Content-Encoding", "gzip")
             self.send_header("Transfer-Encoding", "chunked")
             body = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + CHUNK]), body[i:i + CHUNK])
