@@ -239,29 +239,18 @@ def ordered(tasks: Iterable[Callable[[], Iterable[T]]], workers: int,
 
 
 def chunked(items: Iterable[T], size: int = 100) -> Iterator[list[T]]:
+    """Items in lists of about `size` rows; an item with a `rows_in` attribute (a page of
+    rows) counts as that many, so a prefetched stream buffers few of its raw pages."""
     chunk: list[T] = []
+    rows = 0
     for item in items:
         chunk.append(item)
-        if len(chunk) >= size:
+        rows += getattr(item, "rows_in", 1)
+        if rows >= size:
             yield chunk
-            chunk = []
+            chunk, rows = [], 0
     if chunk:
         yield chunk
-
-
-def batches(items: Iterable[Any], rows: int = 100) -> Iterator[list[Any]]:
-    """Items in lists of about `rows` rows; a page of rows (`rows_in` attribute) counts as
-    its rows, so a prefetched stream buffers few of its (raw) pages."""
-    batch: list[Any] = []
-    held = 0
-    for item in items:
-        batch.append(item)
-        held += getattr(item, "rows_in", 1)
-        if held >= rows:
-            yield batch
-            batch, held = [], 0
-    if batch:
-        yield batch
 
 
 class Prefetcher:
@@ -302,7 +291,7 @@ class Prefetcher:
 
     @staticmethod
     def _producer(stream: Any) -> Callable[[], Iterable[list[Any]]]:
-        return lambda: batches(stream.read_records(None))
+        return lambda: chunked(stream.read_records(None))
 
     def close(self) -> None:
         self._stop.set()

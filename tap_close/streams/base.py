@@ -184,23 +184,13 @@ class CloseStream(Stream):
 
     def _write_record_message(self, record: dict) -> None:
         """The SDK's method without its per-record generator (hot path)."""
-        write = self._tap.write_message
-        for message in self._generate_record_messages(record) if self.stream_maps[1:] else (
-                self._record_message(record),):
-            if message is not None:
-                write(message)
-        self.state_manager.is_flushed = False
-
-    def _record_message(self, record: dict) -> RecordMessage | None:
-        """The one RECORD message of a stream with no extra stream maps (None: filtered)."""
         if not self._everything_selected:
             pop_deselected_record_properties(record, self.schema, self.mask)
-        stream_map = self.stream_maps[0]
-        mapped = stream_map.transform(record)
-        if mapped is None:
-            return None
-        return RecordMessage(stream=stream_map.stream_alias, record=mapped,
-                             version=self._stream_version, time_extracted=utc_now())
+        for stream_map in self.stream_maps:
+            message = self._record_message(record, stream_map)
+            if message is not None:
+                self._tap.write_message(message)
+        self.state_manager.is_flushed = False
 
     def _generate_record_messages(self, record: dict) -> Generator[RecordMessage, None, None]:
         """The SDK's RECORD step, minus the deselected-property walk when nothing is
@@ -208,10 +198,17 @@ class CloseStream(Stream):
         if not self._everything_selected:
             pop_deselected_record_properties(record, self.schema, self.mask)
         for stream_map in self.stream_maps:
-            mapped = stream_map.transform(record)
-            if mapped is not None:
-                yield RecordMessage(stream=stream_map.stream_alias, record=mapped,
-                                    version=self._stream_version, time_extracted=utc_now())
+            message = self._record_message(record, stream_map)
+            if message is not None:
+                yield message
+
+    def _record_message(self, record: dict, stream_map: Any) -> RecordMessage | None:
+        """The RECORD message of one stream map (None: the map filters the record out)."""
+        mapped = stream_map.transform(record)
+        if mapped is None:
+            return None
+        return RecordMessage(stream=stream_map.stream_alias, record=mapped,
+                             version=self._stream_version, time_extracted=utc_now())
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
         """Records of this stream; an endpoint the credential may not use is skipped.
