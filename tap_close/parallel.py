@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar, cast
 T = TypeVar("T")
 _DONE = object()
 BUFFER_PAGES = 2  # pages a task may read ahead of the consumer
+POLL = 1.0  # seconds: how often a blocked task checks for a stop it was not woken for
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc mallopt parameters
 
 
@@ -46,7 +47,7 @@ class Budget:
                     (self._used and self._used + estimate > self.limit)
                     or (task.share[0] and task.share[0] + estimate > self.limit // 2)):
                 self._waiting.add(task)
-                self._cond.wait(0.1)
+                self._cond.wait(POLL)
             self._waiting.discard(task)
             if task.consumed():
                 return None
@@ -140,7 +141,7 @@ class _Task(Generic[T]):
     def _put(self, item: object) -> bool:
         while not self._stop.is_set():
             try:
-                self.queue.put(item, timeout=0.1)
+                self.queue.put(item, timeout=POLL)
             except queue.Full:
                 continue
             return True
