@@ -28,17 +28,22 @@ import requests
 
 from tap_close import parallel
 from tap_close.auth import AuthError, CloseOAuth, redact
-from tap_close.transport import FatalTransportError, Pool, ReadTimeout, Reply, TransportError
+from tap_close.transport import (
+    FatalTransportError,
+    Pool,
+    ReadTimeout,
+    Reply,
+    TransportError,
+    decode_json,
+)
 
 logger = logging.getLogger("tap-close.http")
 
 RETRY_STATUSES = {500, 502, 503, 504}
-__all__ = ["CloseAPIError", "CloseClient", "Reply"]
 _RATELIMIT_RE = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)", re.IGNORECASE)
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch  # what quote_plus leaves as it is
-_decode = msgspec.json.Decoder().decode  # one parse per body, faster than json
 
 
 def query_string(params: Mapping[str, Any]) -> str:
@@ -55,7 +60,7 @@ def query_string(params: Mapping[str, Any]) -> str:
 
 
 def _decode_object(data: bytes) -> dict[str, Any] | None:
-    body = _decode(data)
+    body = decode_json(data)
     return body if isinstance(body, dict) else None
 
 
@@ -77,7 +82,7 @@ class KeyPage:
         return len(self.keys) - len(self.skip)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        body = _decode(self.data)
+        body = decode_json(self.data)
         rows = (body.get("data") if isinstance(body, dict) else None) or []
         for i in sorted(self.skip, reverse=True):  # a few boundary rows at most
             if i < len(rows):

@@ -10,9 +10,9 @@ import pytest
 
 from tap_close.auth import AuthError, TokenStore, default_token_store_path
 from tap_close.auth_cli import authorize_url, extract_code
-from tap_close.client import Reply, _rate_reset, endpoint_group, parse_ratelimit
+from tap_close.client import _rate_reset, endpoint_group, parse_ratelimit
 from tap_close.streams.base import format_ts, parse_ts
-from tap_close.transport import Headers
+from tap_close.transport import Headers, Reply
 
 
 def test_parse_ratelimit_is_case_insensitive_with_decimals() -> None:

@@ -183,7 +183,8 @@ class CloseStream(Stream):
                                     partition_context=partition_context)
 
     def _write_record_message(self, record: dict) -> None:
-        """The SDK's method without its per-record generator (hot path)."""
+        """The SDK's RECORD step without its per-record generator, and without the
+        deselected-property walk when nothing is deselected (hot path)."""
         if not self._everything_selected:
             pop_deselected_record_properties(record, self.schema, self.mask)
         for stream_map in self.stream_maps:
@@ -191,16 +192,6 @@ class CloseStream(Stream):
             if message is not None:
                 self._tap.write_message(message)
         self.state_manager.is_flushed = False
-
-    def _generate_record_messages(self, record: dict) -> Generator[RecordMessage, None, None]:
-        """The SDK's RECORD step, minus the deselected-property walk when nothing is
-        deselected (post_process already keeps only schema keys; conformance is off)."""
-        if not self._everything_selected:
-            pop_deselected_record_properties(record, self.schema, self.mask)
-        for stream_map in self.stream_maps:
-            message = self._record_message(record, stream_map)
-            if message is not None:
-                yield message
 
     def _record_message(self, record: dict, stream_map: Any) -> RecordMessage | None:
         """The RECORD message of one stream map (None: the map filters the record out)."""
