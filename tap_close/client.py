@@ -409,10 +409,12 @@ class CloseClient:
 
     def raw_pages(
         self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = 100,
-        key: str = "id",
+        key: str = "id", overlap: int = 0,
     ) -> Iterator[KeyPage]:
         """`pages`, each page decoded only when its rows are read (lean read-ahead); `key`
-        is the row field decoded at once, besides `id`."""
+        is the row field decoded at once, besides `id`. Each page after the first starts
+        `overlap` rows before the previous one ended (rows removed mid-scan are not missed;
+        the caller drops the repeats)."""
         decode = key_page_decoder(key)
         page, limit = self.page(path, {**(params or {}), "_skip": 0}, page_size, decode)
         yield page
@@ -425,7 +427,7 @@ class CloseClient:
                 yield self.get(path, {**(params or {}), "_skip": skip, "_limit": limit}, decode)
             return produce
 
-        offsets = (limit * n for n in itertools.count(1))
+        offsets = (max(1, limit - overlap) * n for n in itertools.count(1))
         tasks, size = (fetch(skip) for skip in offsets), len(page.data)
         for page in parallel.ordered(tasks, self.workers, size):
             yield page

@@ -280,6 +280,8 @@ class Api(ActivityRoutes, ObjectRoutes):
         if next_pos is not None:
             next_pos = last
         fields = self._fields(params)
+        if "event_cursor_unbounded" in self.data.quirks:  # the cursor keeps no lower bound
+            bounds = {s: b for s, b in bounds.items() if s not in ("gt", "gte")}
         cursor_next = (
             _encode_cursor({"pos": next_pos, "b": bounds}) if next_pos is not None else None
         )
@@ -290,7 +292,10 @@ class Api(ActivityRoutes, ObjectRoutes):
         )
 
     def _payload(self, event: Obj) -> Obj:
-        """Hide data/previous_data like Close does for non-admin callers (event_payloads=False)."""
+        """Hide data/previous_data like Close does for non-admin callers (event_payloads=False);
+        spell activity object types bare (`note`) under the `event_type_bare` quirk."""
+        if "event_type_bare" in self.data.quirks and event["object_type"].startswith("activity."):
+            event = {**event, "object_type": event["object_type"].removeprefix("activity.")}
         if self.event_payloads:
             return event
         return {**event, "data": None, "previous_data": None}

@@ -73,6 +73,8 @@ class ActivityRoutes(ApiBase):
                 items = [a for a in items if a.get(key) == params[key]]
         items = self._date_filters(items, params, ACTIVITY_ORDER)
         order = params.get("_order_by")
+        if kind and "activity_order_ignored" in self.data.quirks:
+            order = None  # per-type lists: newest first whatever was asked
         if order:
             key = order.lstrip("-")
             if key not in ACTIVITY_ORDER:
@@ -88,6 +90,8 @@ class ActivityRoutes(ApiBase):
             if len(rest) != 1 or rest[0] not in acts.tasks:
                 raise self._gone_or_missing(rest[0])
             return project(acts.tasks[rest[0]], self._fields(params))
+        if "tasks_edited_during_scan" in self.data.quirks and self._task_scan_continues(params):
+            self._edit_a_read_task(params)
         items = acts.task_list()
         types = _in(params, "_type") or {"lead"}  # quirk: no _type -> lead tasks only
         if "all" not in types:
@@ -113,6 +117,23 @@ class ActivityRoutes(ApiBase):
             get = _task_date if key == "date" else (lambda t: str(t["date_created"]))
             items = sorted(items, key=lambda t: (get(t), t["id"]), reverse=order.startswith("-"))
         return self._page("task", items, params)
+
+    def _task_scan_continues(self, params: dict[str, str]) -> bool:
+        """A later page of a scan: an offset, or a keyset restart after the first page."""
+        return self._int(params, "_skip", 0) > 0 or bool(params.get("date_created__gte"))
+
+    def _edit_a_read_task(self, params: dict[str, str]) -> None:
+        """Edit the first task (date_created order) the scan has passed: it leaves a
+        date_updated window, shifting every later offset by one. At most 20 edits."""
+        acts = self.data.acts
+        if acts.scan_edits >= 20:
+            return
+        first = self._tasks([], {**params, "_skip": "0", "_limit": "1", "_order_by": "date_created",
+                                 "_fields": "id", "date_created__gte": ""})
+        assert isinstance(first, Page)
+        if first.items:
+            acts.scan_edits += 1
+            acts.update_task(first.items[0]["id"])
 
     # --- custom activity types and their fields -----------------------------------------------
 

@@ -26,6 +26,21 @@ DEFAULT_MAX_LIMIT = {
 OTHER_MAX_LIMIT = 100
 DEFAULT_MAX_SKIP = 250_000
 DATE_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+#: Readings of behaviours Close's docs leave open (default: none = today's answers).
+QUIRKS = {
+    "activity_order_ignored": "per-type /activity/<type>/ lists ignore _order_by (newest first)",
+    "event_cursor_unbounded": "an /event/ cursor forgets the date_updated lower bound",
+    "event_type_bare": "event object_type without `activity.` (`note`, not `activity.note`)",
+    "contact_edit_no_lead_bump": "editing a contact leaves its lead's date_updated alone",
+    "tasks_edited_during_scan": "each later /task/ page request first edits a task already read",
+}
+
+
+def check_quirks(quirks: Iterable[str]) -> frozenset[str]:
+    unknown = sorted(set(quirks) - QUIRKS.keys())
+    if unknown:
+        raise ValueError(f"unknown quirks {unknown}; known: {sorted(QUIRKS)}")
+    return frozenset(quirks)
 
 
 @dataclass

@@ -43,6 +43,8 @@ def _diff(old: Obj, new: Obj) -> tuple[list[str], Obj]:
 class Dataset:
     """All objects of one fake Close organization. Every public method takes `self.lock`."""
 
+    quirks: frozenset[str] = frozenset()  # apibase.QUIRKS switched on
+
     def __init__(self, seed: int, n_leads: int, n_users: int, clock: Clock | None = None) -> None:
         self.lock = threading.RLock()
         self.clock = clock or Clock()
@@ -404,7 +406,10 @@ class Dataset:
                 data=new,
                 previous=prev,
             )
-            self._touch_lead(req, lead_id, old_view)
+            if "contact_edit_no_lead_bump" not in self.quirks:
+                self._touch_lead(req, lead_id, old_view)
+            else:
+                self._views.pop(lead_id, None)
 
     def update_opportunity(self, opp_id: str) -> None:
         with self.lock:

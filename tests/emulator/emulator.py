@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from .api import Api
+from .apibase import check_quirks
 from .data import Dataset
 from .faults import FAULT_KINDS, FaultPlan, RateLimiter
 from .oauth import TokenStore
@@ -49,11 +50,13 @@ class CloseEmulator:
         plan_limited: Iterable[str] = (),
         event_history: int = 0,
         compress: bool = False,
+        quirks: Iterable[str] = (),
     ) -> None:
         self.api_key = api_key
         self.client_id = client_id
         self.client_secret = client_secret
         self.data = Dataset(seed, n_leads, n_users)
+        self.data.quirks = check_quirks(quirks)
         if event_history:
             self.data.seed_event_history(event_history)
         self.oauth = TokenStore(
