@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from tap_close import schemas
-from tap_close.client import KeyPage, MaxSkipError
+from tap_close.client import CloseAPIError, KeyPage, MaxSkipError
 from tap_close.streams.base import UTC, CloseStream, format_ts, parse_ts
 from tap_close.streams.changes import EventReplay
 from tap_close.streams.simple import list_stream
@@ -52,7 +52,11 @@ KINDS = [
     Kind("custom_activity_instances", "custom", "CustomActivity", schemas.CUSTOM_ACTIVITY,
          ("activity.custom_activity", "activity.custom")),
 ]
-KNOWN_EVENT_TYPES = {name for kind in KINDS for name in kind.events}
+KIND_BY_TYPE = {kind.type_name: kind for kind in KINDS}
+#: Every spelling of a kind's event object_type seen in Close's docs, without `activity.`
+#: (`note` in one example, `activity.note` in the event list).
+KIND_BY_EVENT_NAME = {name.removeprefix("activity."): kind for kind in KINDS
+                      for name in (*kind.events, kind.path, kind.path.replace("/", "."))}
 
 
 def _payload_type(event: dict) -> str | None:
@@ -61,6 +65,37 @@ def _payload_type(event: dict) -> str | None:
         if isinstance(payload, dict) and payload.get("_type"):
             return str(payload["_type"])
     return None
+
+
+def activity_kind(stream: CloseStream, event: dict) -> Kind | None:
+    """The kind of an activity event: by the payload's `_type`, else the object_type in any
+    spelling, else (payloads vanish after an hour without the admin role) the activity's
+    `_type` read by id, once per run. None: not an activity, or unknown (deleted, no payload).
+    """
+    object_id = str(event.get("object_id") or "")
+    if not object_id.startswith("acti_"):
+        return None
+    type_name = _payload_type(event)
+    if type_name in KIND_BY_TYPE:
+        return KIND_BY_TYPE[type_name]
+    name = str(event.get("object_type") or "").removeprefix("activity.")
+    if name in KIND_BY_EVENT_NAME:
+        return KIND_BY_EVENT_NAME[name]
+    memo = stream._tap.event_scan.memo
+    key = "kind:" + object_id
+    if key not in memo:
+        try:
+            found = stream.client.get(f"/activity/{object_id}/", {"_fields": "_type"})
+            memo[key] = KIND_BY_TYPE.get(str(found.get("_type")))
+        except CloseAPIError as exc:
+            if exc.status != 404:
+                raise
+            memo[key] = None  # gone: its delete event names no type we know
+        if memo[key] is None:
+            stream.logger.warning("Event %s: cannot tell which activity type %s is (object_type "
+                                  "%r); its change is not replayed.", event.get("id"), object_id,
+                                  event.get("object_type"))
+    return memo[key]
 
 
 #: Before Close existed: the lower bound of a first run without start_date.
@@ -120,12 +155,7 @@ class ActivityStream(EventReplay, CloseStream):
             yield page
 
     def owns(self, event: dict) -> bool:
-        object_type = str(event.get("object_type") or "")
-        if object_type in self.kind.events:
-            return True
-        # An event name we do not know: fall back to the payload's `_type`.
-        return (object_type.startswith("activity") and object_type not in KNOWN_EVENT_TYPES
-                and _payload_type(event) == self.kind.type_name)
+        return activity_kind(self, event) is self.kind
 
     def object_path(self, object_id: str) -> str:
         return f"{self.path}{object_id}/"
@@ -164,8 +194,10 @@ class TasksStream(EventReplay, CloseStream):
     page_size = 1000
     event_object_types = ()
 
+    id_prefixes = ("task_", "noti_")  # lead tasks, and every other task type
+
     def owns(self, event: dict) -> bool:
-        return str(event.get("object_type") or "").startswith("task")
+        return super().owns(event) or str(event.get("object_type") or "").startswith("task.")
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
         """Bookmarks move per finished window instead (records are not in key order)."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tap_close.client import CloseAPIError, CloseClient
+from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient
 from tap_close.streams.base import UTC, CloseStream, Deferred, format_ts, parse_ts
 
 if TYPE_CHECKING:
@@ -32,40 +33,82 @@ def event_key(event: dict) -> str:
 def iter_events(
     client: CloseClient, since: dt.datetime, until: dt.datetime | None = None
 ) -> Iterator[dict]:
-    """Walk `/event/` newest-first with `cursor_next` for date_updated in [since, until)."""
+    """Walk `/event/` newest-first with `cursor_next` for date_updated in [since, until).
+
+    Close does not say whether a cursor keeps the date_updated bound (the filter is not
+    resent with it): events outside the range are dropped here, and the walk stops at the
+    first page entirely older than `since`, whatever the server does.
+    """
     params: dict[str, Any] = {"date_updated__gte": since.isoformat(), "_limit": EVENT_PAGE}
     if until:
         params["date_updated__lt"] = until.isoformat()
     while True:
         body = client.get("/event/", params)
-        yield from body.get("data") or []
+        page = body.get("data") or []
+        older = 0
+        for event in page:
+            when = parse_ts(event.get("date_updated"))
+            if when is not None and when < since:
+                older += 1
+            elif until is None or when is None or when < until:
+                yield event
         cursor = body.get("cursor_next")
-        if not cursor or not body.get("data"):
+        if not cursor or not page or older == len(page):
             return
         params = {"_cursor": cursor, "_limit": EVENT_PAGE}  # a cursor replaces the date filter
 
 
-class EventScan:
-    """Change events since a moment, read once per run and shared by every stream."""
+NO_EVENT_LOG = (
+    "The event log (/event/) is not available to this credential (%s): every stream is still "
+    "extracted in full, but deletes and edits of already-extracted objects (activities, "
+    "contacts, custom objects, ...) cannot be tracked. Fix: use an API key (or OAuth user) "
+    "whose Close role may read the event log (an admin role also returns event payloads); "
+    "a 402 means the organization's Close plan does not include it."
+)
 
-    def __init__(self, client: CloseClient) -> None:
+
+class EventScan:
+    """Change events since a moment, read once per run and shared by every stream.
+
+    One lock: streams read ahead in threads ask at the same time, and each page is read once.
+    """
+
+    def __init__(self, client: CloseClient, log: logging.Logger = logger) -> None:
         self.client = client
+        self.log = log
         self.since: dt.datetime | None = None
         self.until = dt.datetime.now(UTC)
+        self.denied = False  # the credential may not read the event log (403/402)
+        self.memo: dict[str, Any] = {}  # facts looked up once per run (e.g. an activity type)
         self._events: dict[str, dict] = {}
+        self._lock = threading.RLock()
+
+    def deny(self, exc: AccessDeniedError) -> None:
+        """Note (once, with one WARNING) that the event log is closed to this credential."""
+        with self._lock:
+            if not self.denied:
+                self.denied = True
+                self.log.warning(NO_EVENT_LOG, f"HTTP {exc.status}")
 
     def events_since(self, start: dt.datetime) -> list[dict]:
         """Deletes, merges and updates with date_updated >= start, oldest first, one per key."""
-        if self.since is None or start < self.since:
-            upper = self.since or None
-            for event in iter_events(self.client, start, upper):
-                if event.get("action") in KEPT_ACTIONS:
-                    self._events.setdefault(event_key(event), event)
-            self.since = start
-        found = [
-            e for e in self._events.values()
-            if (parse_ts(e.get("date_updated")) or self.until) >= start
-        ]
+        with self._lock:
+            if self.denied:
+                return []
+            if self.since is None or start < self.since:
+                upper = self.since or None
+                try:
+                    for event in iter_events(self.client, start, upper):
+                        if event.get("action") in KEPT_ACTIONS:
+                            self._events.setdefault(event_key(event), event)
+                except AccessDeniedError as exc:
+                    self.deny(exc)
+                    return []
+                self.since = start
+            found = [
+                e for e in self._events.values()
+                if (parse_ts(e.get("date_updated")) or self.until) >= start
+            ]
         return sorted(found, key=lambda e: (parse_ts(e.get("date_updated")) or self.until))
 
 
@@ -84,6 +127,9 @@ class EventReplay(_Base):
 
     #: Close event object types whose deletes (and edits, if replay_updates) land here.
     event_object_types: ClassVar[tuple[str, ...]] = ()
+    #: Id prefixes of this stream's objects: events are routed by object id first, since
+    #: Close spells object_type in more than one way (`note`, `activity.note`).
+    id_prefixes: ClassVar[tuple[str, ...]] = ()
     replay_updates: ClassVar[bool] = False
     replay_creates: ClassVar[bool] = False  # for streams read only through the event log
     _tap: TapClose
@@ -143,7 +189,15 @@ class EventReplay(_Base):
         return format_ts(self._tap.run_started)
 
     def owns(self, event: dict) -> bool:
+        if self.id_prefixes and str(event.get("object_id") or "").startswith(self.id_prefixes):
+            return True
         return event.get("object_type") in self.event_object_types
+
+    def refreshes(self, event: dict) -> bool:
+        """Whether this (owned) event re-emits its object's current version."""
+        action = event.get("action")
+        return bool((action == "updated" and self.replay_updates)
+                    or (action == "created" and self.replay_creates))
 
     def target_for(self, event: dict) -> CloseStream:
         """The stream whose schema a replayed row follows (this one, unless routed away)."""
@@ -174,7 +228,9 @@ class EventReplay(_Base):
             yield self.replaying(False)
         recent = run_start - SETTLE
         keys = [event_key(e) for e in self._tap.event_scan.events_since(recent) if self.owns(e)]
-        yield self.update_state(context, events={"since": format_ts(run_start), "seen": keys})
+        if not self._tap.event_scan.denied:  # else keep the last position (or this run's
+            yield self.update_state(context,  # incomplete checkpoint) for a later run
+                                    events={"since": format_ts(run_start), "seen": keys})
 
     def _replay_events(self, events: list[dict], seen: set[str]) -> Iterator[dict | Deferred]:
         for event, row in self._changes(events, seen):
@@ -197,11 +253,10 @@ class EventReplay(_Base):
                 if oid and oid not in done:
                     done.add(oid)
                     yield event, self.tombstone(event, oid)
-            elif oid and ((action == "updated" and self.replay_updates)
-                          or (action == "created" and self.replay_creates)):
+            elif oid and self.refreshes(event):
                 row = self.refreshed(event)
                 if row is not None:
-                    yield event, self.post_process(row) or row
+                    yield event, self.target_for(event).post_process(row) or row
 
     def tombstone(self, event: dict, object_id: str) -> dict:
         """The last known object (previous_data) marked with `_sdc_deleted_at`."""

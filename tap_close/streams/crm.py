@@ -16,13 +16,21 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 
+def is_contact(event: dict) -> bool:
+    return str(event.get("object_id") or "").startswith("cont_") or (
+        event.get("object_type") == "contact")
+
+
 class LeadsStream(EventReplay, IncrementalStream):
     """`/lead/` via the search `query` (minute precision) sorted by `date_updated`.
 
-    Its event replay also carries the contacts' tombstones (contacts are emitted here).
+    Its event replay also carries the contacts' changes (contacts are emitted here):
+    tombstones, and the current version of contacts created or edited since the last run,
+    since a contact edit need not move its lead's date_updated.
     """
 
     event_object_types = ("lead", "contact")
+    id_prefixes = ("lead_", "cont_")
 
     name = "leads"
     path = "/lead/"
@@ -70,14 +78,21 @@ class LeadsStream(EventReplay, IncrementalStream):
             fields.append(self.replication_key)
         return fields
 
+    def refreshes(self, event: dict) -> bool:
+        """Contact creates and edits (hook: contact rows go to the contacts stream)."""
+        return is_contact(event) and event.get("action") in ("created", "updated")
+
+    def object_path(self, object_id: str) -> str:
+        return f"/contact/{object_id}/" if object_id.startswith("cont_") else f"/lead/{object_id}/"
+
     def target_for(self, event: dict) -> CloseStream:
         contacts = self._tap.streams.get("contacts")
-        if event.get("object_type") == "contact" and isinstance(contacts, ContactsStream):
+        if is_contact(event) and isinstance(contacts, ContactsStream):
             return contacts
         return self
 
     def route(self, event: dict, row: dict) -> dict | Deferred | None:
-        if event.get("object_type") != "contact":
+        if not is_contact(event):
             return row
         contacts = self._tap.streams.get("contacts")
         if isinstance(contacts, ContactsStream) and contacts.selected:
@@ -142,6 +157,7 @@ class OpportunitiesStream(EventReplay, IncrementalStream):
     """`/opportunity/` with `date_updated__gte` and `_order_by=date_updated`."""
 
     event_object_types = ("opportunity",)
+    id_prefixes = ("oppo_",)
 
     name = "opportunities"
     path = "/opportunity/"

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from tap_close import schemas
+from tap_close.client import AccessDeniedError
 from tap_close.streams.base import UTC, CloseStream, format_ts
 from tap_close.streams.changes import RETENTION, SETTLE, iter_events
 
@@ -44,10 +45,14 @@ class EventsStream(CloseStream):
         if lower >= upper:
             return
         seen: set[str] = set()
-        for event in iter_events(self.client, lower, upper):
-            if event.get("id") in seen:
-                continue  # the same event twice across pages
-            seen.add(str(event.get("id")))
-            yield event
+        try:
+            for event in iter_events(self.client, lower, upper):
+                if event.get("id") in seen:
+                    continue  # the same event twice across pages
+                seen.add(str(event.get("id")))
+                yield event
+        except AccessDeniedError as exc:
+            self._tap.event_scan.deny(exc)  # one WARNING for every stream; no bookmark
+            return
         yield self.update_state(context, replication_key=self.replication_key,
                                 replication_key_value=format_ts(upper))
