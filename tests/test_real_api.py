@@ -178,3 +178,18 @@ def test_contact_edits_without_a_lead_bump(quirks: tuple[str, ...], payloads: bo
         rows = [r for r in second.records["contacts"] if r["id"] == contact]
         assert rows and rows[-1]["title"] == truth["title"]
         assert rows[-1]["lead_id"] == truth["lead_id"]
+
+
+@pytest.mark.parametrize("quirks", [(), ("tasks_edited_during_scan",)])
+def test_tasks_edited_while_paging(quirks: tuple[str, ...]) -> None:
+    """Item 8: a task edited mid-scan leaves the date_updated window (the next run has it);
+    no other task is skipped."""
+    with CloseEmulator(seed=17, n_leads=40, max_limit={"task": 4}, quirks=quirks) as emu:
+        cfg = api_key_config(emu)
+        first = run_tap(cfg).assert_ok()
+        edited = set(emu.data.acts.scan_edited)
+        assert len(edited) == (20 if quirks else 0)
+        assert emu.truth("tasks") - edited <= first.ids("tasks")
+        mutate(emu)
+        second = run_tap(cfg, state=first.state).assert_ok()
+        assert merged_ids(first, second, "tasks") == emu.truth("tasks")

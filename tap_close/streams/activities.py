@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from tap_close import schemas
 from tap_close.client import CloseAPIError, KeyPage, MaxSkipError
-from tap_close.streams.base import UTC, CloseStream, format_ts, parse_ts
+from tap_close.streams.base import UTC, CloseStream, IncrementalStream, format_ts
 from tap_close.streams.changes import EventReplay
 from tap_close.streams.simple import list_stream
 
@@ -178,22 +178,24 @@ ActivityCustomFieldsStream = list_stream("activity_custom_fields", "/custom_fiel
                                          schemas.CUSTOM_FIELD, page_size=1000)
 
 
-class TasksStream(EventReplay, CloseStream):
+class TasksStream(EventReplay, IncrementalStream):
     """Every task type (`_type=all`), incremental on `date_updated`.
 
-    `/task/` filters on `date_updated` but cannot sort by it, so the tap reads the window
-    [bookmark, run start) with `_skip` paging in `date_created` order, halving the window
-    whenever Close answers max_skip. The bookmark moves to a window's end once it is read.
+    `/task/` filters on `date_updated` but sorts only by `date`/`date_created`. So the window
+    date_updated in [bookmark, run start) is paged by keyset on (`date_created`, id), a key
+    that does not move: a task edited or deleted mid-scan leaves the window without shifting
+    later pages (as `_skip` would, skipping a task). The bookmark moves to the window's end
+    once it is read.
     """
 
     name = "tasks"
     path = "/task/"
     static_schema = schemas.TASK
     replication_key = "date_updated"
+    sort_key = "date_created"
     is_sorted = False
     page_size = 1000
     event_object_types = ()
-
     id_prefixes = ("task_", "noti_")  # lead tasks, and every other task type
 
     def owns(self, event: dict) -> bool:
@@ -202,32 +204,23 @@ class TasksStream(EventReplay, CloseStream):
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
         """Bookmarks move per finished window instead (records are not in key order)."""
 
+    def window_params(
+        self, lower: dt.datetime | None, upper: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"_order_by": "date_created"}
+        if lower:
+            params["date_created__gte"] = lower.isoformat()
+        if upper:
+            params["date_created__lt"] = upper.isoformat()
+        return params
+
     def read_records(self, context: Context | None) -> Iterator[Any]:
         start = self.get_starting_timestamp(context)
-        lower = start.astimezone(UTC) if start else dt.datetime(2012, 1, 1, tzinfo=UTC)
         upper = self._tap.run_started
-        pending = [(lower, upper)]
-        while pending:
-            window = pending.pop()
-            try:
-                # Rows stream out; a split after max_skip may repeat some (at least once).
-                yield from self._read_window(*window)
-            except MaxSkipError:
-                if window[1] - window[0] <= dt.timedelta(seconds=1):
-                    raise
-                middle = window[0] + (window[1] - window[0]) / 2
-                pending += [(middle, window[1]), (window[0], middle)]  # earlier half first
-                self.logger.info("max_skip: splitting %s at %s", self.name, format_ts(middle))
-                continue
-            yield self.update_state(context, replication_key=self.replication_key,
-                                    replication_key_value=format_ts(window[1]))
+        base = {"_type": "all", "date_updated__lt": upper.isoformat()}
+        if start:
+            base["date_updated__gte"] = start.astimezone(UTC).isoformat()
+        yield from self.keyset(base)
+        yield self.update_state(context, replication_key=self.replication_key,
+                                replication_key_value=format_ts(upper))
         yield from self.replay(context)
-
-    def _read_window(self, lower: dt.datetime, upper: dt.datetime) -> Iterator[KeyPage]:
-        params = {"_type": "all", "_order_by": "date_created",
-                  "date_updated__gte": lower.isoformat(), "date_updated__lt": upper.isoformat()}
-        for page in self.client.raw_pages(self.path, params, page_size=self.page_size,
-                                          key="date_updated"):
-            page.skip.update(i for i, (value, _) in enumerate(page.keys)
-                             if not (parse_ts(value) or upper) < upper)
-            yield page

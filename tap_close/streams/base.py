@@ -294,7 +294,7 @@ class Window:
     def pages(self) -> Generator[KeyPage, None, None]:
         """Pages of the window; each is decoded when its rows are read (by the consumer)."""
         stream = self.stream
-        decode = key_page_decoder(stream.replication_key)
+        decode = key_page_decoder(stream.sort_key)
         limit = stream.page_size
         overlap = stream.OVERLAP
         while True:
@@ -342,6 +342,11 @@ class IncrementalStream(CloseStream):
     is_sorted = True
     #: Records re-read at each page boundary in case some left the boundary key.
     OVERLAP: ClassVar[int] = 5
+
+    @property
+    def sort_key(self) -> str:
+        """The key pages are sorted and restarted by (the replication key by default)."""
+        return str(self.replication_key)
 
     def floor(self, value: dt.datetime) -> dt.datetime:
         """The precision of the server-side filter (full precision by default)."""

@@ -102,7 +102,7 @@ class ActivityStore:
         self.items: dict[str, Obj] = {}  # activities by id
         self.tasks: dict[str, Obj] = {}
         self.gone: set[str] = set()  # deleted activity/task ids (404 "has been deleted")
-        self.scan_edits = 0  # tasks edited under the `tasks_edited_during_scan` quirk
+        self.scan_edited: list[str] = []  # by the `tasks_edited_during_scan` quirk
         self._sorted: dict[str, list[Obj]] = {}
         for lead_id in list(ds.leads):
             self._generate(rng, lead_id)

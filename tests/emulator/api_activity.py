@@ -126,13 +126,13 @@ class ActivityRoutes(ApiBase):
         """Edit the first task (date_created order) the scan has passed: it leaves a
         date_updated window, shifting every later offset by one. At most 20 edits."""
         acts = self.data.acts
-        if acts.scan_edits >= 20:
+        if len(acts.scan_edited) >= 20:
             return
         first = self._tasks([], {**params, "_skip": "0", "_limit": "1", "_order_by": "date_created",
                                  "_fields": "id", "date_created__gte": ""})
         assert isinstance(first, Page)
         if first.items:
-            acts.scan_edits += 1
+            acts.scan_edited.append(first.items[0]["id"])
             acts.update_task(first.items[0]["id"])
 
     # --- custom activity types and their fields -----------------------------------------------
