@@ -193,3 +193,10 @@ def test_tasks_edited_while_paging(quirks: tuple[str, ...]) -> None:
         mutate(emu)
         second = run_tap(cfg, state=first.state).assert_ok()
         assert merged_ids(first, second, "tasks") == emu.truth("tasks")
+
+
+def test_shared_scheduling_links(emulator: CloseEmulator) -> None:
+    """Item 11: `/shared_scheduling_link/` is a list of its own."""
+    run = run_tap(api_key_config(emulator)).assert_ok()
+    assert {r["type"] for r in run.records["scheduling_links"]} == {"USER", "SHARED"}
+    assert run.ids("scheduling_links") == emulator.truth("scheduling_links")

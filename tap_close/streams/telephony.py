@@ -36,6 +36,27 @@ class SendAsStream(EventReplay, CloseStream):
         yield from self.replay(context)
 
 
+class SchedulingLinksStream(EventReplay, CloseStream):
+    """The user's scheduling links (`/scheduling_link/`) and the organization's shared ones
+    (`/shared_scheduling_link/`, a separate list)."""
+
+    name = "scheduling_links"
+    path = "/scheduling_link/"
+    static_schema = schemas.SCHEDULING_LINK
+    event_object_types = ("scheduling_link", "shared_scheduling_link")
+    id_prefixes = ("schlnk_",)
+
+    def read_records(self, context: Context | None) -> Iterator[Any]:
+        seen: set[str] = set()
+        for path in (self.path, "/shared_scheduling_link/"):
+            for page in self.client.pages(path, page_size=self.page_size):
+                for row in page:
+                    if row["id"] not in seen:
+                        seen.add(row["id"])
+                        yield row
+        yield from self.replay(context)
+
+
 TELEPHONY_STREAMS: list[type[CloseStream]] = [
     list_stream("phone_numbers", "/phone_number/", schemas.PHONE_NUMBER,
                 events=("phone_number",)),
@@ -44,6 +65,5 @@ TELEPHONY_STREAMS: list[type[CloseStream]] = [
     list_stream("connected_accounts", "/connected_account/", schemas.CONNECTED_ACCOUNT),
     list_stream("dialers", "/dialer/", schemas.DIALER),
     SendAsStream,
-    list_stream("scheduling_links", "/scheduling_link/", schemas.SCHEDULING_LINK,
-                events=("scheduling_link",)),
+    SchedulingLinksStream,
 ]

@@ -31,6 +31,7 @@ class ObjectRoutes(ApiBase):
         routes["bulk_action"] = self._prefixed("bulk_action")
         routes["unsubscribe"] = self._prefixed("unsubscribe")
         routes["export"] = self._exports
+        routes["shared_scheduling_link"] = self._top_route("shared_scheduling_links")
         return routes
 
     def _top_route(self, stream: str) -> Route:
@@ -48,9 +49,13 @@ class ObjectRoutes(ApiBase):
     # --- generic list/single ------------------------------------------------------------------
 
     def objects_of(self, stream: str, rest: list[str], params: dict[str, str]) -> Result:
+        shared = stream == "shared_scheduling_links"  # one kind, two lists (USER, SHARED)
+        stream = "scheduling_links" if shared else stream
         spec = KINDS[stream]
         store = self.data.objects
         items = store.kinds[stream]
+        if stream == "scheduling_links":
+            items = [o for o in items if (o["type"] == "SHARED") == shared]
         fields = self._fields(params)
         if rest:
             obj = next((o for o in items if o.get("id") == rest[0]), None)

@@ -347,6 +347,25 @@ def make_all(rng: random.Random, org: Org) -> dict[str, list[Obj]]:
         }
         for user in users
     ]
+    shared = random.Random(f"shared-links-{oid}")  # own stream: other objects stay the same
+    out["scheduling_links"] += [  # listed by /shared_scheduling_link/ only
+        {
+            "id": g.rand_id(shared, "schlnk_", 22),
+            "name": name,
+            "description": None,
+            "url": f"https://calendly.example.com/team/{name.lower().replace(' ', '-')}",
+            "duration_in_minutes": 30,
+            "type": "SHARED",
+            "source": "MANUAL",
+            "source_id": None,
+            "source_type": None,
+            "template_tag": None,
+            "oauth_client_id": None,
+            "user_id": None,
+            "organization_id": oid,
+        }
+        for name in ("Sales Team", "Support Team", "Demo Desk")
+    ]
     out["shared_custom_fields"] = [
         _shared_field(rng, org, "Account Owner", "user", None),
         _shared_field(rng, org, "Region", "choices", ["EMEA", "AMER", "APAC"]),
