@@ -383,6 +383,16 @@ class CloseClient:
             return AccessDeniedError(msg, status)
         return CloseAPIError(msg, status)
 
+    def search_pages(self, body: Mapping[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """The pages of one Advanced Filtering cursor sequence (`POST /data/search/`)."""
+        cursor = None
+        while True:
+            reply = self.post("/data/search/", {**body, "cursor": cursor})
+            yield list(reply.get("data") or [])
+            cursor = reply.get("cursor")
+            if not cursor:
+                return
+
     def page(
         self, path: str, params: Mapping[str, Any], limit: int,
         decode: Callable[[bytes], Any] = _decode_object,

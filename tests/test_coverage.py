@@ -84,8 +84,8 @@ def test_forbidden_endpoint_is_skipped_with_a_warning() -> None:
 def test_custom_objects_incremental_through_events() -> None:
     with CloseEmulator(seed=12, n_leads=15) as emu:
         first = run_tap(api_key_config(emu)).assert_ok()
-        fanout = [e for e in emu.request_log if e["path"] == "/api/v1/custom_object/"]
-        assert fanout, "first run lists custom objects per lead"
+        listing = [e for e in emu.request_log if e["path"] == "/api/v1/data/search/"]
+        assert listing, "first run lists custom objects through Advanced Filtering"
         victim = sorted(emu.truth("custom_objects"))[0]
         emu.delete_object("custom_objects", victim)
         before = len(emu.request_log)

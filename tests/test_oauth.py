@@ -27,7 +27,7 @@ def _secrets(emu: CloseEmulator, config: dict, store: Path) -> list[str]:
 
 def test_oauth_refreshes_mid_run_and_resumes_from_store(tmp_path: Path) -> None:
     store = tmp_path / "tokens" / "close.json"
-    with CloseEmulator(seed=4, n_leads=40, access_token_ttl=1.0, latency=0.03,
+    with CloseEmulator(seed=4, n_leads=40, access_token_ttl=0.5, latency=0.03,
                        max_limit={"lead": 4, "opportunity": 4}) as emu:
         config = oauth_config(emu, str(store))
         first = run_tap(config).assert_ok()

@@ -127,26 +127,31 @@ class ActivityStream(EventReplay, CloseStream):
     def read_records(self, context: Context | None) -> Iterator[Any]:
         start = self.get_starting_timestamp(context)
         lower = start.astimezone(UTC) if start else EPOCH
-        pending = [(lower, self._tap.run_started)]
+        run_started = self._tap.run_started
+        # The last window is open above (a date_created in the future is read now too).
+        pending: list[tuple[dt.datetime, dt.datetime | None]] = [(lower, None)]
         while pending:
             window = pending.pop()
             try:
                 # Rows stream out; a split after max_skip may repeat some (at least once).
                 yield from self._read_window(*window)
             except MaxSkipError:
-                if window[1] - window[0] <= dt.timedelta(seconds=1):
+                end = window[1] or max(run_started, window[0] + dt.timedelta(seconds=2))
+                if end - window[0] <= dt.timedelta(seconds=1):
                     raise
-                middle = window[0] + (window[1] - window[0]) / 2
+                middle = window[0] + (end - window[0]) / 2
                 pending += [(middle, window[1]), (window[0], middle)]  # earlier half first
                 self.logger.info("max_skip: splitting %s at %s", self.name, format_ts(middle))
                 continue
             yield self.update_state(context, replication_key=self.replication_key,
-                                    replication_key_value=format_ts(window[1]))
+                                    replication_key_value=format_ts(window[1] or run_started))
         yield from self.replay(context)
 
-    def _read_window(self, lower: dt.datetime, upper: dt.datetime) -> Iterator[KeyPage]:
+    def _read_window(self, lower: dt.datetime, upper: dt.datetime | None) -> Iterator[KeyPage]:
         params = {**self.base_params(None), "_order_by": "date_created",
-                  "date_created__gte": lower.isoformat(), "date_created__lt": upper.isoformat()}
+                  "date_created__gte": lower.isoformat()}
+        if upper:
+            params["date_created__lt"] = upper.isoformat()
         previous: set[str] = set()  # ids of the page before: the overlap's repeats
         for page in self.client.raw_pages(self.path, params, page_size=self.page_size,
                                           key=self.replication_key, overlap=OVERLAP):

@@ -4,16 +4,36 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tap_close import schemas
-from tap_close.client import CloseAPIError
+from tap_close.client import CloseAPIError, KeyPage, MaxSkipError
 from tap_close.export import ExportError, run_export
-from tap_close.streams.base import CloseStream, Deferred, IncrementalStream, format_ts
+from tap_close.streams.base import (
+    CloseStream,
+    Deferred,
+    IncrementalStream,
+    format_ts,
+    parse_ts,
+)
 from tap_close.streams.changes import EventReplay
+from tap_close.streams.search import search_or_else, search_range
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
+
+
+def _last_key(page: KeyPage, last: tuple[dt.datetime | None, set[str]]
+              ) -> tuple[dt.datetime | None, set[str]]:
+    """The last date_updated of the pages so far, with the ids read at it."""
+    key, ids = last
+    for value, rid in page.keys:
+        when = parse_ts(value)
+        if when is not None and when != key:
+            key, ids = when, set()
+        ids.add(str(rid))
+    return key, ids
 
 
 def is_contact(event: dict) -> bool:
@@ -60,6 +80,33 @@ class LeadsStream(EventReplay, IncrementalStream):
                 return
             yield self.replaying(False)
         yield from super().read_records(context)
+
+    def keyset(
+        self, base: dict[str, Any], start: dt.datetime | None = None,
+        emitted_at_start: frozenset[str] | set[str] = frozenset(),
+    ) -> Iterator[Any]:
+        """Leads with date_updated >= start, in order.
+
+        A first sync pages `/lead/` (fast, concurrent windows). Later runs, and a first sync
+        that meets max_skip (a bulk update puts thousands of leads in the `query` filter's
+        one minute), read Advanced Filtering instead: sorted, cursor-paged, no `_skip`.
+        If search is refused (403/402/400), `/lead/` paging remains.
+        """
+        if start is None:
+            last: tuple[dt.datetime | None, set[str]] = (None, set())
+            try:
+                for page in super().keyset(base, start, emitted_at_start):
+                    last = _last_key(page, last)
+                    yield page
+                return
+            except MaxSkipError as exc:
+                self.logger.warning("leads: %s; reading the rest through /data/search/", exc)
+            start, emitted_at_start = last
+        pages = search_range(self.client, "lead", self.selected_fields(), start,
+                             self._tap.run_started, read_at_lower=emitted_at_start)
+        yield from search_or_else(
+            pages, partial(IncrementalStream.keyset, self, base, start, emitted_at_start),
+            self.logger, "leads: paging /lead/")
 
     def window_params(
         self, lower: dt.datetime | None, upper: dt.datetime | None = None

@@ -10,6 +10,7 @@ from tap_close import parallel, schemas
 from tap_close.parallel import chunked
 from tap_close.streams.base import CloseStream, IncrementalStream, parse_ts
 from tap_close.streams.changes import RETENTION, EventReplay
+from tap_close.streams.search import search_or_else, search_range
 from tap_close.streams.simple import list_stream
 
 if TYPE_CHECKING:
@@ -31,10 +32,12 @@ LEADS_PER_TASK = 20  # leads asked one after another by one worker of the first 
 class CustomObjectsStream(EventReplay, CloseStream):
     """Custom object instances, typed with every custom object type's fields.
 
-    Close lists custom objects only per lead (`/custom_object/?lead_id=`). The first run
-    (or one after more than 30 days) lists lead ids and asks each lead (concurrently), and
-    skips all of it when the org has no custom object types. Later runs read only the
-    event log: `created`/`updated` custom objects are fetched by id, deletes tombstoned.
+    `/custom_object/` needs a `lead_id`; Close's way to list them all is Advanced Filtering.
+    The first run (or one after more than 30 days, or without the event log) lists them
+    through `/data/search/` (sorted by date_updated, cursor-paged past the 10,000 cap); if
+    search is refused, it asks each lead (concurrently). Nothing is listed when the org has
+    no custom object types. Later runs read only the event log: `created`/`updated` custom
+    objects are fetched by id, deletes tombstoned.
     """
 
     name = "custom_objects"
@@ -62,14 +65,23 @@ class CustomObjectsStream(EventReplay, CloseStream):
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
         if self._needs_full_listing(context) and self._has_types():
-            leads = self._tap.streams["leads"]
-            assert isinstance(leads, IncrementalStream)
-            pages = leads.keyset({"_fields": "id,date_updated"})
-            lead_ids = (lead["id"] for page in pages for lead in page)
-            tasks = (partial(self._of_leads, ids) for ids in chunked(lead_ids, LEADS_PER_TASK))
-            for objects in parallel.ordered(tasks, self.client.workers):
-                yield from objects
+            yield from self._listing()
         yield from self.replay(context)
+
+    def _listing(self) -> Iterator[Any]:
+        pages = search_range(self.client, "custom_object", self.selected_fields(), None, None)
+        yield from search_or_else(pages, self._per_lead, self.logger,
+                                  "custom_objects: listing them lead by lead")
+
+    def _per_lead(self) -> Iterator[Any]:
+        leads = self._tap.streams["leads"]
+        assert isinstance(leads, IncrementalStream)
+        pages = leads.keyset({"_fields": "id,date_updated"})
+        lead_ids = (lead["id"] for page in pages for lead in ([page] if isinstance(page, dict)
+                                                              else page))
+        tasks = (partial(self._of_leads, ids) for ids in chunked(lead_ids, LEADS_PER_TASK))
+        for objects in parallel.ordered(tasks, self.client.workers):
+            yield from objects
 
     def _of_leads(self, lead_ids: list[str]) -> Iterator[list[dict]]:
         """The custom objects of a few leads, as one list (one read-ahead page)."""

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from .api_activity import ActivityRoutes
 from .api_objects import ObjectRoutes
+from .api_search import SearchRoutes
 from .apibase import (
     DATE_OPS,
     ApiError,
@@ -53,7 +54,7 @@ def _decode_cursor(cursor: str) -> Obj:
         raise ApiError(400, "Invalid cursor") from exc
 
 
-class Api(ActivityRoutes, ObjectRoutes):
+class Api(ActivityRoutes, ObjectRoutes, SearchRoutes):
     """All GET routes; route groups live in mixins over ApiBase."""
 
     # --- routing ------------------------------------------------------------------------------
@@ -73,9 +74,9 @@ class Api(ActivityRoutes, ObjectRoutes):
             return route(seg[1:], params)
 
     def handle_post(self, path: str, params: dict[str, str], body: bytes) -> Result:
-        """POST: only /export/lead/ (everything else is read-only here)."""
+        """POST: /export/lead/ and /data/search/ (everything else is read-only here)."""
         seg = [s for s in path.split("/") if s]
-        if not seg or seg[0] != "export":
+        if not seg or (seg[0] != "export" and seg != ["data", "search"]):
             raise ApiError(405, "Method not allowed (the emulator is read-only)")
         self._gate(seg[0])
         try:
@@ -85,6 +86,8 @@ class Api(ActivityRoutes, ObjectRoutes):
         if not isinstance(payload, dict):
             raise ApiError(400, "Request body must be a JSON object")
         with self.data.lock:
+            if seg[0] == "data":
+                return self.search(payload)
             return self.create_export(seg[1:], payload)
 
     def _gate(self, first: str) -> None:

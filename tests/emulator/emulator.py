@@ -51,6 +51,7 @@ class CloseEmulator:
         event_history: int = 0,
         compress: bool = False,
         quirks: Iterable[str] = (),
+        search_cap: int = 10_000,
     ) -> None:
         self.api_key = api_key
         self.client_id = client_id
@@ -80,6 +81,7 @@ class CloseEmulator:
             latency=latency,
             slow_seconds=slow_seconds,
         )
+        self.engine.api.search_cap = search_cap  # /data/search/ results per cursor sequence
         self._address = (host, port)
         self.compress = compress
         self._server: EmuServer | None = None
