@@ -1,0 +1,245 @@
+"""`tap-close-doctor`: how this Close account answers where Close's docs leave it open.
+
+About 25 read-only requests (never more than 30): who the credential is, whether it may read
+the event log and its payloads, each open behaviour the tap copes with (see the README's
+"What we know and assume about the Close API"), the live RateLimit per endpoint group, and
+the endpoints that answer 403/402. A table, or `--json`. Never prints a secret, never writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import requests
+
+from tap_close import __version__
+from tap_close.auth import AuthError, redact
+from tap_close.client import endpoint_group, parse_ratelimit, query_string
+from tap_close.streams.base import parse_ts
+from tap_close.streams.search import search_body
+from tap_close.tap import DEFAULT_API_URL, SETTINGS, ConfigError, TapClose, validate_settings
+
+MAX_REQUESTS = 30
+#: List endpoints the tap reads, probed with `_limit=1` for 403/402.
+ENDPOINTS = ("/lead/", "/contact/", "/opportunity/", "/activity/", "/task/?_type=all",
+             "/user/", "/custom_object_type/", "/sequence/", "/webhook/", "/group/",
+             "/comment_thread/", "/shared_scheduling_link/")
+URL_SIZES = (1000, 1500, 2000)
+
+
+@dataclass
+class Doctor:
+    api_url: str
+    auth: requests.auth.AuthBase
+    timeout: float = 60.0
+    requests_made: int = 0
+    rate_limits: dict[str, dict[str, float]] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def call(self, method: str, path: str, params: dict[str, Any] | None = None,
+             body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """One request, no retry: (status, JSON body or None). Status 0: not sent."""
+        if self.requests_made >= MAX_REQUESTS:
+            return 0, None
+        self.requests_made += 1
+        url = self.api_url + path + ("?" + query_string(params) if params else "")
+        try:
+            reply = requests.request(method, url, json=body, auth=self.auth, timeout=self.timeout,
+                                     headers={"User-Agent": f"tap-close-doctor/{__version__}",
+                                              "X-TZ-Offset": "0"})
+        except requests.RequestException as exc:
+            return 0, {"error": redact(type(exc).__name__)}
+        limit = parse_ratelimit(reply.headers.get("RateLimit"))
+        if limit:
+            self.rate_limits[endpoint_group(method, path)] = limit
+        try:
+            return reply.status_code, reply.json()
+        except ValueError:
+            return reply.status_code, None
+
+    def run(self) -> dict[str, Any]:
+        self.identity()
+        events = self.event_log()
+        if events is not None:
+            self.payloads_and_types(events)
+            self.cursor_bound(events)
+        self.activity_order()
+        self.url_limit()
+        self.searches()
+        self.denied_endpoints()
+        self.report["rate_limits"] = self.rate_limits
+        self.report["requests"] = self.requests_made
+        return self.report
+
+    def identity(self) -> None:
+        status, me = self.call("GET", "/me/", {"_fields": "id,first_name,last_name,organizations"})
+        if status == 401:
+            raise AuthError("Close rejected the credential (401): check the config's "
+                            "api_key or OAuth settings.")
+        me = me if status == 200 and isinstance(me, dict) else {}
+        orgs = me.get("organizations") or [{}]
+        self.report["auth"] = {"works": status == 200, "status": status}
+        self.report["user"] = {"id": me.get("id"), "name": " ".join(
+            filter(None, (me.get("first_name"), me.get("last_name"))))}
+        self.report["organization"] = {"id": orgs[0].get("id"), "name": orgs[0].get("name")}
+
+    def event_log(self) -> list[dict] | None:
+        status, body = self.call("GET", "/event/", {"_limit": 50})
+        self.report["event_log"] = {"access": status == 200, "status": status}
+        return (body or {}).get("data") or [] if status == 200 else None
+
+    def payloads_and_types(self, events: list[dict]) -> None:
+        hour_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+        status, body = self.call("GET", "/event/", {"_limit": 10,
+                                                    "date_updated__lt": hour_ago.isoformat()})
+        old = (body or {}).get("data") or [] if status == 200 else []
+        with_payload = [e for e in old if e.get("data") or e.get("previous_data")]
+        self.report["event_payloads_after_1h"] = (
+            None if not old else bool(with_payload))  # False: not an admin credential
+        spellings = sorted({str(e.get("object_type")) for e in events + old
+                            if str(e.get("object_id") or "").startswith("acti_")})
+        self.report["activity_event_object_types"] = spellings
+
+    def cursor_bound(self, events: list[dict]) -> None:
+        """Does a cursor keep date_updated__gte? Bound at the 2nd newest event, page by 1."""
+        if len(events) < 3:
+            self.report["event_cursor_keeps_bound"] = None  # too few events to tell
+            return
+        bound = parse_ts(events[1].get("date_updated"))
+        if bound is None:
+            self.report["event_cursor_keeps_bound"] = None
+            return
+        params: dict[str, Any] = {"date_updated__gte": bound.isoformat(), "_limit": 1}
+        verdict: bool | None = True
+        for _ in range(3):
+            status, body = self.call("GET", "/event/", params)
+            if status != 200:
+                verdict = None
+                break
+            when = [parse_ts(e.get("date_updated")) for e in body.get("data") or []]
+            if any(w is not None and w < bound for w in when):
+                verdict = False
+                break
+            if not body.get("cursor_next"):
+                break
+            params = {"_cursor": body["cursor_next"], "_limit": 1}
+        self.report["event_cursor_keeps_bound"] = verdict
+
+    def activity_order(self) -> None:
+        """Does `/activity/call/` honour `_order_by=date_created`?"""
+        status, body = self.call("GET", "/activity/call/", {
+            "_order_by": "date_created", "_limit": 5, "_fields": "id,date_created"})
+        parsed = [parse_ts(a.get("date_created")) for a in (body or {}).get("data") or []]
+        dates = [d for d in parsed if d is not None]
+        verdict: bool | None = None
+        if status == 200 and len(set(dates)) > 1:
+            verdict = dates == sorted(dates)
+        self.report["activity_type_order_by_honoured"] = verdict
+
+    def url_limit(self) -> None:
+        """The longest GET URL (up to 2,000 bytes) Close accepted."""
+        largest = 0
+        for size in URL_SIZES:
+            base = f"{self.api_url}/lead/?_limit=1&_fields=id"
+            padding = ",".join(f"x{i:04d}" for i in range(max(0, size - len(base)) // 6 + 1))
+            fields = ("id," + padding)[: max(2, size - len(base) + 2)]
+            status, _ = self.call("GET", "/lead/", {"_limit": 1, "_fields": fields})
+            if status != 200:
+                break
+            largest = size
+        self.report["largest_url_accepted"] = largest
+
+    def searches(self) -> None:
+        results = {}
+        for object_type in ("lead", "custom_object"):
+            body = search_body(object_type, "date_updated", None, None, fields=["id"], limit=1)
+            status, _ = self.call("POST", "/data/search/", body=body)
+            results[object_type] = status
+        self.report["search_status"] = results
+
+    def denied_endpoints(self) -> None:
+        refused = {}
+        for endpoint in ENDPOINTS:
+            path, _, query = endpoint.partition("?")
+            params = dict(p.split("=", 1) for p in query.split("&") if p)
+            status, _ = self.call("GET", path, {**params, "_limit": 1, "_fields": "id"})
+            if status in (402, 403):
+                refused[path] = status
+        if self.report.get("event_log", {}).get("status") in (402, 403):
+            refused["/event/"] = self.report["event_log"]["status"]
+        self.report["refused_endpoints"] = refused
+
+
+def _yes(value: Any) -> str:
+    return {True: "yes", False: "no", None: "unknown"}.get(value, str(value))
+
+
+def table(report: dict[str, Any]) -> str:
+    rows = [
+        ("auth", f"{'works' if report['auth']['works'] else 'fails'} "
+                 f"(HTTP {report['auth']['status']})"),
+        ("user", f"{report['user']['name']} ({report['user']['id']})"),
+        ("organization", f"{report['organization']['name']} ({report['organization']['id']})"),
+        ("event log access", f"{_yes(report['event_log']['access'])} "
+                             f"(HTTP {report['event_log']['status']})"),
+        ("event payloads after 1 hour (admin)", _yes(report.get("event_payloads_after_1h"))),
+        ("activity event object_type spellings",
+         ", ".join(report.get("activity_event_object_types") or []) or "none seen"),
+        ("event cursor keeps date_updated bound", _yes(report.get("event_cursor_keeps_bound"))),
+        ("/activity/call/ honours _order_by", _yes(report.get("activity_type_order_by_honoured"))),
+        ("largest GET URL accepted (bytes)", str(report["largest_url_accepted"])),
+        ("/data/search/ leads", f"HTTP {report['search_status']['lead']}"),
+        ("/data/search/ custom objects", f"HTTP {report['search_status']['custom_object']}"),
+        ("refused endpoints (403/402)",
+         ", ".join(f"{p} {s}" for p, s in report["refused_endpoints"].items()) or "none"),
+    ]
+    rows += [(f"RateLimit {group}", f"limit={v.get('limit')} remaining={v.get('remaining')} "
+                                    f"reset={v.get('reset')}")
+             for group, v in sorted(report["rate_limits"].items())]
+    rows.append(("requests made", str(report["requests"])))
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
+
+
+def load_config(path: str) -> dict[str, Any]:
+    try:
+        config = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"--config {path}: not a readable JSON file") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"--config {path}: not a JSON object")
+    schema = SETTINGS.to_dict()
+    TapClose.append_builtin_config(schema)
+    validate_settings(config, set(schema["properties"]))
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tap-close-doctor", description="Probe how this Close account answers the API "
+        "behaviours the tap must cope with (read-only, about 25 requests).")
+    parser.add_argument("--config", required=True, help="the tap's config JSON file")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        auth = TapClose.authenticator.func(SimpleNamespace(config=config))  # type: ignore[attr-defined]
+        doctor = Doctor((config.get("api_url") or DEFAULT_API_URL).rstrip("/"), auth,
+                        float(config.get("request_timeout") or 60))
+        report = doctor.run()
+    except (ConfigError, AuthError) as exc:
+        print(f"ERROR {redact(str(exc))}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2, default=str) if args.json else table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

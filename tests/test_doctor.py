@@ -1,0 +1,67 @@
+"""`tap-close-doctor` against the emulator, each open behaviour switched both ways."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import api_key_config
+from tests.emulator import CloseEmulator
+from tests.harness import assert_no_secrets
+
+DOCTOR = str(Path(sys.executable).with_name("tap-close-doctor"))
+
+
+def doctor(config: dict[str, Any], tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return subprocess.run([DOCTOR, "--config", str(path), *args], capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("switched", [False, True])
+def test_doctor_reports_each_behaviour(switched: bool, tmp_path: Path) -> None:
+    kwargs: dict[str, Any] = {}
+    if switched:
+        kwargs = {"quirks": ["event_cursor_unbounded", "activity_order_ignored",
+                             "event_type_bare"],
+                  "event_payloads": False, "plan_limited": ["data"], "denied": ["webhook"]}
+    with CloseEmulator(seed=3, n_leads=20, event_history=100, **kwargs) as emu:
+        emu.add_activity("note")
+        proc = doctor(api_key_config(emu), tmp_path, "--json")
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)
+        assert report["auth"]["works"] and report["user"]["id"] == emu.data.user_ids[0]
+        assert report["organization"]["id"] == emu.organization_id
+        assert report["event_log"]["access"] is True
+        assert report["event_payloads_after_1h"] is not switched
+        assert report["event_cursor_keeps_bound"] is not switched
+        assert report["activity_type_order_by_honoured"] is not switched
+        assert ("activity.note" in report["activity_event_object_types"]) is not switched
+        assert ("note" in report["activity_event_object_types"]) is switched
+        assert report["search_status"] == ({"lead": 402, "custom_object": 402} if switched
+                                           else {"lead": 200, "custom_object": 200})
+        assert report["refused_endpoints"] == ({"/webhook/": 403} if switched else {})
+        assert report["rate_limits"]["GET /lead/"]["limit"] > 0
+        assert report["requests"] <= 30
+        assert len(emu.request_log) == report["requests"]
+        assert all(e["method"] in ("GET", "POST") for e in emu.request_log)
+        table = doctor(api_key_config(emu), tmp_path)
+        assert "event cursor keeps date_updated bound" in table.stdout
+        assert_no_secrets(proc.stdout + proc.stderr + table.stdout, [emu.api_key])
+
+
+def test_doctor_without_event_log_and_with_a_bad_key(tmp_path: Path) -> None:
+    with CloseEmulator(seed=3, n_leads=5, denied=["event"]) as emu:
+        report = json.loads(doctor(api_key_config(emu), tmp_path, "--json").stdout)
+        assert report["event_log"] == {"access": False, "status": 403}
+        assert report["refused_endpoints"] == {"/event/": 403}
+        bad = doctor(api_key_config(emu, api_key="api_wrong_0123456789"), tmp_path)
+        assert bad.returncode == 1 and bad.stderr.startswith("ERROR")
+        assert "Traceback" not in bad.stderr and len(bad.stderr.splitlines()) == 1
+        assert_no_secrets(bad.stdout + bad.stderr, ["api_wrong_0123456789"])
