@@ -18,10 +18,10 @@ DOCTOR = str(Path(sys.executable).with_name("tap-close-doctor"))
 
 
 def doctor(config: dict[str, Any], tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    return subprocess.run([DOCTOR, "--config", str(path), *args], capture_output=True,
-                          text=True, timeout=60, check=False)
+    """`tap-close-doctor --config config.json [args]`, as the README shows it."""
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    return subprocess.run([DOCTOR, "--config", "config.json", *args], capture_output=True,
+                          text=True, timeout=60, check=False, cwd=tmp_path)
 
 
 @pytest.mark.parametrize("switched", [False, True])
