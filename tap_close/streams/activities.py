@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from tap_close import schemas
 from tap_close.client import CloseAPIError, KeyPage, MaxSkipError
-from tap_close.streams.base import UTC, CloseStream, IncrementalStream, format_ts
+from tap_close.streams.base import (
+    UTC,
+    CloseStream,
+    IncrementalStream,
+    format_ts,
+    sorted_range,
+)
 from tap_close.streams.changes import EventReplay
 from tap_close.streams.simple import list_stream
 
@@ -148,10 +154,7 @@ class ActivityStream(EventReplay, CloseStream):
         yield from self.replay(context)
 
     def _read_window(self, lower: dt.datetime, upper: dt.datetime | None) -> Iterator[KeyPage]:
-        params = {**self.base_params(None), "_order_by": "date_created",
-                  "date_created__gte": lower.isoformat()}
-        if upper:
-            params["date_created__lt"] = upper.isoformat()
+        params = {**self.base_params(None), **sorted_range("date_created", lower, upper)}
         previous: set[str] = set()  # ids of the page before: the overlap's repeats
         for page in self.client.raw_pages(self.path, params, page_size=self.page_size,
                                           key=self.replication_key, overlap=OVERLAP):
@@ -212,12 +215,7 @@ class TasksStream(EventReplay, IncrementalStream):
     def window_params(
         self, lower: dt.datetime | None, upper: dt.datetime | None = None
     ) -> dict[str, Any]:
-        params: dict[str, Any] = {"_order_by": "date_created"}
-        if lower:
-            params["date_created__gte"] = lower.isoformat()
-        if upper:
-            params["date_created__lt"] = upper.isoformat()
-        return params
+        return sorted_range("date_created", lower, upper)
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
         start = self.get_starting_timestamp(context)

@@ -268,6 +268,17 @@ class CloseStream(Stream):
         return ""
 
 
+def sorted_range(key: str, lower: dt.datetime | None, upper: dt.datetime | None = None
+                 ) -> dict[str, Any]:
+    """List parameters for lower <= key < upper (None: unbounded), sorted by key."""
+    params: dict[str, Any] = {"_order_by": key}
+    if lower:
+        params[f"{key}__gte"] = lower.isoformat()
+    if upper:
+        params[f"{key}__lt"] = upper.isoformat()
+    return params
+
+
 class Window:
     """Keyset paging of one key range [lower, upper) of an IncrementalStream.
 

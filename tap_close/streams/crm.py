@@ -16,6 +16,7 @@ from tap_close.streams.base import (
     IncrementalStream,
     format_ts,
     parse_ts,
+    sorted_range,
 )
 from tap_close.streams.changes import EventReplay
 from tap_close.streams.search import search_or_else, search_range
@@ -216,9 +217,4 @@ class OpportunitiesStream(EventReplay, IncrementalStream):
     def window_params(
         self, lower: dt.datetime | None, upper: dt.datetime | None = None
     ) -> dict[str, Any]:
-        params: dict[str, Any] = {"_order_by": "date_updated"}
-        if lower:
-            params["date_updated__gte"] = lower.isoformat()
-        if upper:
-            params["date_updated__lt"] = upper.isoformat()
-        return params
+        return sorted_range("date_updated", lower, upper)
