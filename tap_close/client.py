@@ -297,9 +297,12 @@ class CloseClient:
     def request(
         self, method: str, path: str, params: Mapping[str, Any] | None = None,
         json: Mapping[str, Any] | None = None, decode: Callable[[bytes], Any] = _decode_object,
+        *, read: bool | None = None,
     ) -> Any:
         """Send one API call with retries; return the body parsed by `decode` (a JSON object
-        by default); a body it refuses (error, None) is retried like a truncated one."""
+        by default); a body it refuses (error, None) is retried like a truncated one. `read`:
+        retried like a GET (default: GETs only; a search POST is a read too)."""
+        read = method == "GET" if read is None else read
         group = endpoint_group(method, path)
         waits = backoff.expo(base=2, factor=0.5, max_value=30)
         refreshed = False
@@ -315,7 +318,7 @@ class CloseClient:
                 header = response.headers.get("RateLimit")
             except TransportError as exc:
                 problem = str(exc)
-                if method != "GET" and isinstance(exc, ReadTimeout):
+                if not read and isinstance(exc, ReadTimeout):
                     raise CloseAPIError(f"{method} {path} timed out; not retried") from None
             except FatalTransportError as exc:
                 raise CloseAPIError(f"{method} {path} failed: {exc}") from None
@@ -344,7 +347,7 @@ class CloseClient:
                     else:
                         msg = "Close rejected the api_key (401 Unauthorized). Check api_key."
                     raise AuthError(msg)
-                elif status in RETRY_STATUSES and (method == "GET" or status == 503):
+                elif status in RETRY_STATUSES and (read or status == 503):
                     problem = f"HTTP {status}"  # POSTs only on 503, as Close's own client
                 elif status >= 400:
                     raise self._fatal(response, path)
@@ -387,7 +390,8 @@ class CloseClient:
         """The pages of one Advanced Filtering cursor sequence (`POST /data/search/`)."""
         cursor = None
         while True:
-            reply = self.post("/data/search/", {**body, "cursor": cursor})
+            reply = self.request("POST", "/data/search/", json={**body, "cursor": cursor},
+                                 read=True)
             yield list(reply.get("data") or [])
             cursor = reply.get("cursor")
             if not cursor:

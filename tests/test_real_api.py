@@ -239,7 +239,9 @@ def test_custom_objects_listed_by_search_not_per_lead() -> None:
     not one `/custom_object/?lead_id=` per lead; per lead only when search is refused."""
     with CloseEmulator(seed=20, n_leads=60, max_limit={"custom_object": 5},
                        search_cap=15) as emu:
+        emu.inject(["504", "500", "reset"], path_prefix="/api/v1/data/search/")  # a read: retried
         run = run_tap(api_key_config(emu)).assert_ok()
+        assert emu.faults.pending() == 0
         assert run.ids("custom_objects") == emu.truth("custom_objects")
         paths = [e["path"] for e in emu.request_log]
         assert not any(p.startswith("/api/v1/custom_object/") for p in paths)

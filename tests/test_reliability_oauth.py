@@ -72,7 +72,7 @@ def test_twenty_runs_with_two_second_tokens_keep_the_chain(tmp_path: Path) -> No
 
 def test_crash_right_after_a_refresh_keeps_the_chain(tmp_path: Path) -> None:
     store = tmp_path / "close.json"
-    with CloseEmulator(seed=52, n_leads=30, access_token_ttl=1.0, latency=0.02,
+    with CloseEmulator(seed=52, n_leads=30, access_token_ttl=0.5, latency=0.02,
                        max_limit={"lead": 5, "opportunity": 5}) as emu:
         track_tokens(emu)
         config = oauth_config(emu, str(store))
