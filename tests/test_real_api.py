@@ -252,3 +252,32 @@ def test_custom_objects_listed_by_search_not_per_lead() -> None:
         assert run.ids("custom_objects") == emu.truth("custom_objects")
         per_lead = [e for e in emu.request_log if e["path"] == "/api/v1/custom_object/"]
         assert len(per_lead) == 60
+
+
+SMART = {"leads": {"primary_email", "primary_phone", "primary_address_summary",
+                   "contacts_summary", "localtime", "recent_calls", "summaries"},
+         "call_activities": {"recording_transcript", "voicemail_transcript"},
+         "meeting_activities": {"transcripts"}}
+
+
+def test_smart_fields_and_transcripts_are_opt_in(emulator: CloseEmulator) -> None:
+    """Item 10: declared, `selected-by-default: false`, not asked of Close unless selected."""
+    cfg = api_key_config(emulator)
+    catalog = json.loads(run_tap(cfg, "--discover").assert_ok().stdout)
+    for entry in catalog["streams"]:
+        off = {m["breadcrumb"][1] for m in entry["metadata"] if m["breadcrumb"]
+               and m["metadata"].get("selected-by-default") is False}
+        assert off == SMART.get(entry["stream"], set()), entry["stream"]
+    default = run_tap(cfg).assert_ok()
+    fields = [e["params"].get("_fields", "") for e in emulator.request_log
+              if e["path"] == "/api/v1/lead/"]
+    assert fields and not any("primary_email" in f for f in fields)
+    assert not any("primary_email" in r for r in default.records["leads"])
+    for entry in catalog["streams"]:  # select them as the README says
+        for m in entry["metadata"]:
+            if m["breadcrumb"] and m["breadcrumb"][1] in SMART.get(entry["stream"], ()):
+                m["metadata"]["selected"] = True
+            if not m["breadcrumb"]:
+                m["metadata"]["selected"] = True
+    chosen = run_tap(cfg, catalog=catalog).assert_ok()
+    assert any(r.get("primary_email") for r in chosen.records["leads"])

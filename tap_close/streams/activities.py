@@ -126,6 +126,8 @@ class ActivityStream(EventReplay, CloseStream):
     is_sorted = False
     replay_updates = True
     use_fields_param = True
+    #: Transcripts: computed at a cost and returned only when asked for by `_fields`.
+    opt_in_properties = ("recording_transcript", "voicemail_transcript", "transcripts")
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
         """Bookmarks move per finished window instead (records are in no promised order)."""

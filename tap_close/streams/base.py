@@ -13,7 +13,7 @@ from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage
-from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
+from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL, MetadataMapping
 from singer_sdk.streams import Stream
 
 from tap_close import parallel
@@ -123,6 +123,9 @@ class CloseStream(Stream):
     use_fields_param: ClassVar[bool] = False
     #: Fixed query parameters of the list endpoint.
     list_params: ClassVar[dict[str, str]] = {}
+    #: Properties Close computes at a cost (smart fields, transcripts): in the catalog with
+    #: `selected-by-default: false`, so Close is asked for them only when selected.
+    opt_in_properties: ClassVar[tuple[str, ...]] = ()
 
     _tap: TapClose
     _replaying = False  # True while replaying events (older records: no bookmark change)
@@ -134,6 +137,17 @@ class CloseStream(Stream):
     @property
     def client(self) -> CloseClient:
         return self._tap.client
+
+    @property
+    def metadata(self) -> MetadataMapping:
+        """The SDK's metadata; without an input catalog, opt-in properties are unselected."""
+        metadata = super().metadata
+        if self.opt_in_properties and self._tap_input_catalog is None:
+            for name in self.opt_in_properties:
+                entry = metadata.get(("properties", name))
+                if entry is not None and entry.selected_by_default is None:
+                    entry.selected_by_default = False
+        return metadata
 
     @cached_property
     def schema(self) -> dict:

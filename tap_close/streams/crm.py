@@ -58,6 +58,8 @@ class LeadsStream(EventReplay, IncrementalStream):
     static_schema = schemas.LEAD
     custom_object = "lead"
     use_fields_param = True
+    opt_in_properties = ("primary_email", "primary_phone", "primary_address_summary",
+                         "contacts_summary", "localtime", "recent_calls", "summaries")
     page_size = 200
 
     def floor(self, value: dt.datetime) -> dt.datetime:
