@@ -24,7 +24,10 @@ from tap_close.schemas import (
     with_custom_fields,
 )
 
-EXAMPLES_DIR = Path(os.environ.get("CLOSE_EXAMPLES_DIR", "/work/shared/reference/close-examples"))
+EXAMPLES_DIR = Path(os.environ.get(
+    "CLOSE_EXAMPLES_DIR",
+    Path(__file__).resolve().parents[2] / "shared" / "reference" / "close-examples",
+))
 
 
 class Source(NamedTuple):
