@@ -38,7 +38,7 @@ from tap_close.auth import (
     defer_signal,
     redact,
 )
-from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient, new_session
+from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient, id_path, new_session
 from tap_close.parallel import Prefetcher
 from tap_close.streams import STREAM_TYPES
 from tap_close.streams.changes import EventScan
@@ -341,7 +341,7 @@ class TapClose(Tap):
                     pages = self.client.pages(LISTED_FIELDS[object_type], page_size=1000)
                     body = {"fields": [f for page in pages for f in page]}
                 else:
-                    body = self.client.get(f"/custom_field_schema/{object_type}/")
+                    body = self.client.get(id_path("/custom_field_schema/", object_type))
             except AccessDeniedError as exc:
                 self.logger.warning("Custom fields of %s unavailable: %s", object_type, exc)
                 body = {}
