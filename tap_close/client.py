@@ -46,6 +46,7 @@ CHUNK = 1 << 16
 # A 400 that is about the URL (front ends answer "Request-URI Too Large" or "request line too
 # long" as 400 or 414): the request is sent again in the override form.
 _URL_REFUSED = re.compile(rb"(ur[il]|request[ -]line)[^\n]{0,40}(long|large|length|size)", re.I)
+_OVERRIDE_TEXT = re.compile(rb"override|_params|method", re.I)
 decode_json = msgspec.json.Decoder().decode  # one parse per body, faster than json
 
 
@@ -276,6 +277,12 @@ def _url_refused(response: Reply) -> bool:
         response.status == 400 and bool(_URL_REFUSED.search(response.data[:2000])))
 
 
+def _override_refused(response: Reply) -> bool:
+    """The override POST form is not accepted here (method not allowed, or a 400 about it)."""
+    return response.status in (404, 405, 414, 501) or (
+        response.status == 400 and bool(_OVERRIDE_TEXT.search(response.data[:2000])))
+
+
 def _redirect_error(response: Reply, method: str, path: str) -> str:
     target = urlsplit(response.headers.get("Location") or "").hostname
     where = f" to {target}" if target else ""
@@ -492,6 +499,15 @@ class CloseClient:
                                 "longer URLs as POST with x-http-method-override", len(url),
                                 status, path)
                     override = True
+                    continue
+                elif override and _override_refused(response) and (params or {}).get("_fields"):
+                    # The override form refused too: ask without `_fields` (Close's default
+                    # field set) if that URL is short enough.
+                    params = {k: v for k, v in (params or {}).items() if k != "_fields"}
+                    url = self.url(path, params)
+                    override = len(url) > self.url_limit
+                    logger.warning("GET %s: the x-http-method-override form was refused (HTTP "
+                                   "%d); asking again without _fields", path, status)
                     continue
                 elif status in RETRY_STATUSES and (reading or status == 503):
                     problem = f"HTTP {status}"  # POSTs only on 503, as Close's own client

@@ -305,3 +305,34 @@ def test_ids_are_quoted_into_paths(serve) -> None:
     line, *headers = server.requests[1].split(b"\r\n\r\n")[0].split(b"\r\n")
     assert line == b"GET /api/v1/lead/raw%0D%0AX-Injected:%201/ HTTP/1.1"
     assert not any(h.lower().startswith(b"x-injected") for h in headers)
+
+
+def test_url_refusal_switches_to_the_override_form_retried_as_a_read(serve) -> None:
+    too_long = reply(b'{"error": "Bad Request: request line too long"}', status="400 Bad")
+    server = serve([too_long, reply(b"{}", status="500 Oops"), reply(OK)])
+    client = make_client(server.url, tries=3)
+    params = {"_fields": "id,custom.cf_x", "_limit": 5, "skip": None}
+    assert client.get("/lead/", params) == {"ok": True}
+    assert server.requests[0].startswith(b"GET /api/v1/lead/?_fields=id%2Ccustom.cf_x&_limit=5 ")
+    for sent in server.requests[1:]:  # the 500 is retried, as for a GET
+        assert sent.startswith(b"POST /api/v1/lead/ HTTP/1.1\r\n")
+        assert b"\r\nX-HTTP-Method-Override: GET\r\n" in sent
+        assert sent.endswith(b'\r\n\r\n{"_params":{"_fields":"id,custom.cf_x","_limit":5}}')
+    assert list(client.limiter._groups) == ["GET /lead/"]  # counted as a GET
+    assert client.url_limit == len(client.url("/lead/", params)) - 1
+    # a shorter URL still goes as a GET; a longer one goes as the override at once
+    server.script += [reply(OK), reply(OK)]
+    client.get("/lead/", {"_limit": 5})
+    client.get("/lead/", {**params, "_fields": "id,custom.cf_xy"})
+    assert server.requests[3].startswith(b"GET ") and server.requests[4].startswith(b"POST ")
+
+
+def test_other_400s_stay_fatal_and_long_urls_go_as_override_at_once(serve) -> None:
+    server = serve([reply(b'{"error": "invalid _fields"}', status="400 Bad"), reply(OK)])
+    client = make_client(server.url)
+    with pytest.raises(CloseAPIError, match="400 for /lead/: invalid _fields"):
+        client.get("/lead/", {"_fields": "nope"})
+    assert len(server.requests) == 1
+    long_fields = ",".join(f"custom.cf_{i:040d}" for i in range(40))
+    assert client.get("/lead/", {"_fields": long_fields}) == {"ok": True}
+    assert server.requests[1].startswith(b"POST /api/v1/lead/ ")
