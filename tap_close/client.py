@@ -129,6 +129,10 @@ def wire_error(exc: Exception, timeout: float) -> Exception:
     if isinstance(exc, requests.ConnectionError) and isinstance(
             cause, urllib3.exceptions.NewConnectionError):
         return TransportError("cannot connect")
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return TransportError("truncated or malformed body")
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return TransportError("corrupt compressed body")
     return TransportError(f"connection failed ({type(exc).__name__})")
 
 
