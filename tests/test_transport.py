@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import gzip
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -34,7 +37,9 @@ class Scripted:
     """A server that answers request n with script[n] (bytes, or None: close at once); a
     tuple (bytes, seconds, more) sends `more` that many seconds after the reply."""
 
-    def __init__(self, script: list, close_after_each: bool = False) -> None:
+    def __init__(self, script: list, close_after_each: bool = False,
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self.script = list(script)
         self.close_after_each = close_after_each
         self.connections = 0
@@ -51,6 +56,12 @@ class Scripted:
             except OSError:
                 return
             self.connections += 1
+            if self.tls:
+                try:
+                    conn = self.tls.wrap_socket(conn, server_side=True)
+                except OSError:  # the client refused the certificate
+                    conn.close()
+                    continue
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
@@ -341,3 +352,23 @@ def test_other_400s_stay_fatal_and_long_urls_go_as_override_at_once(serve) -> No
     long_fields = ",".join(f"custom.cf_{i:040d}" for i in range(40))
     assert client.get("/lead/", {"_fields": long_fields}) == {"ok": True}
     assert server.requests[1].startswith(b"POST /api/v1/lead/ ")
+
+
+def test_ca_bundle_from_the_environment(serve, monkeypatch, tmp_path: Path) -> None:
+    """A private CA (a TLS-intercepting proxy's, say) through REQUESTS_CA_BUNDLE; without it,
+    the certificate is refused: one clear fatal error, not retried."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server = serve([reply(), reply()], tls=tls)
+    url = f"https://127.0.0.1:{server.port}/api/v1"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    assert make_client(url).get("/lead/") == {"ok": True}
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    with pytest.raises(CloseAPIError, match="failed: TLS failed: certificate verify failed"):
+        make_client(url).get("/lead/")
+    assert len(server.requests) == 1 and server.connections == 2
