@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -34,8 +35,8 @@ OK = b'{"ok": true}'
 
 
 class Scripted:
-    """A server that answers request n with script[n] (bytes, or None: close at once); a
-    tuple (bytes, seconds, more) sends `more` that many seconds after the reply."""
+    """A server that answers request n with script[n] (bytes, or None: close at once, b"RST":
+    reset); a tuple (bytes, seconds, more) sends `more` that many seconds after the reply."""
 
     def __init__(self, script: list, close_after_each: bool = False,
                  tls: ssl.SSLContext | None = None) -> None:
@@ -44,6 +45,7 @@ class Scripted:
         self.close_after_each = close_after_each
         self.connections = 0
         self.requests: list[bytes] = []
+        self.sent_late = threading.Event()
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/api/v1"
@@ -86,6 +88,9 @@ class Scripted:
                 reply = self.script.pop(0)
                 if reply is None:
                     return
+                if reply == b"RST":  # drop the connection with a reset, no reply
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return
                 later = b""
                 if isinstance(reply, tuple):
                     reply, delay, later = reply
@@ -94,6 +99,7 @@ class Scripted:
                     if later:
                         time.sleep(delay)
                         conn.sendall(later)
+                        self.sent_late.set()
                 except OSError:
                     return
                 if self.close_after_each:
@@ -193,6 +199,7 @@ TRUNCATED, CORRUPT, FAILED = ("truncated or malformed body", "corrupt compressed
     (b"SMTP ready\r\n\r\n", FAILED),  # not HTTP
     (b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n", TRUNCATED),  # closed in the headers
     (None, FAILED),  # closed without a reply
+    (b"RST", FAILED),  # reset without a reply
 ])
 def test_broken_replies_are_transient_errors(serve, wire: bytes | None, message: str) -> None:
     server = serve([wire], close_after_each=True)
@@ -231,7 +238,9 @@ def test_stray_bytes_never_reach_the_next_request(serve, first) -> None:
     client = make_client(server.url, tries=3)
     got, _ = client.send("GET", client.url("/a/"))
     assert got.data in (OK, b"")
-    threading.Event().wait(0.15)
+    if isinstance(first, tuple):
+        assert server.sent_late.wait(5)
+    threading.Event().wait(0.05)
     assert client.get("/b/") == {"n": 2}
     if isinstance(first, tuple):  # bytes on an idle connection: it is dropped, not reused
         assert server.connections == 2
