@@ -81,11 +81,12 @@ def id_path(prefix: str, object_id: Any) -> str:
 
 
 def new_session(workers: int) -> requests.Session:
-    """The process's one session: a keep-alive pool per host sized for `workers` threads,
-    no urllib3 retries (the client's policy decides), no cookies (Close's API is stateless).
-    `trust_env` stays on: HTTPS_PROXY/HTTP_PROXY/NO_PROXY and REQUESTS_CA_BUNDLE apply."""
+    """The process's one session: a keep-alive pool per host sized for `workers` threads (and
+    a token refresh, often to the same host), no urllib3 retries (the client's policy
+    decides), no cookies (Close's API is stateless). `trust_env` stays on:
+    HTTPS_PROXY/HTTP_PROXY/NO_PROXY and REQUESTS_CA_BUNDLE apply."""
     session = requests.Session()
-    adapter = HTTPAdapter(pool_maxsize=max(1, workers), max_retries=0)
+    adapter = HTTPAdapter(pool_maxsize=max(1, workers) + 1, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))

@@ -264,7 +264,7 @@ def test_read_timeout_and_connect_errors() -> None:
         client.send("GET", client.url("/x/"))
     with pytest.raises(CloseAPIError, match=r"failed after 2 tries \(last error: cannot connect"):
         client.get("/x/")
-    assert client.session.adapters["http://"]._pool_maxsize == 1  # type: ignore[attr-defined]
+    assert client.session.adapters["http://"]._pool_maxsize == 2  # type: ignore[attr-defined]
     assert client._send_options["timeout"] == (client_module.CONNECT_TIMEOUT, 5)
 
 
