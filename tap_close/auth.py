@@ -212,6 +212,7 @@ class CloseOAuth(AuthBase):
         scopes: str | None = None,
         timeout: float = 60.0,
         user_agent: str | None = None,
+        session: requests.Session | None = None,
     ) -> None:
         self.client_id = client_id
         self._client_secret = client_secret
@@ -223,7 +224,7 @@ class CloseOAuth(AuthBase):
         self.token_url = token_url
         self.scopes = scopes
         self.timeout = timeout
-        self._session = requests.Session()
+        self._session = session or requests.Session()  # the tap passes its one session
         if user_agent:
             self._session.headers["User-Agent"] = user_agent
         self._lock = threading.Lock()
@@ -343,13 +344,20 @@ def exchange(
     where = f" (token store: {store_path})" if store_path else ""
     for attempt in range(1, tries + 1):
         try:
-            response = session.post(token_url, data=data, timeout=timeout)
+            # Never redirected (the form holds client_secret and refresh_token); 10 s to connect.
+            response = session.post(token_url, data=data, timeout=(10.0, timeout),
+                                    allow_redirects=False)
         except requests.RequestException as exc:
             if attempt == tries:
                 msg = f"OAuth token endpoint unreachable: {type(exc).__name__}"
                 raise AuthError(msg) from None
             time.sleep(min(2**attempt, 10))
             continue
+        if 300 <= response.status_code < 400:
+            msg = (f"OAuth token endpoint answered HTTP {response.status_code} (a redirect); "
+                   "redirects are not followed, so the client secret and refresh token stay "
+                   "with oauth_token_url. Check oauth_token_url.")
+            raise AuthError(msg)
         if response.status_code >= 500 or response.status_code == 429:
             if attempt == tries:
                 msg = f"OAuth token endpoint failed with HTTP {response.status_code}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
+import ipaddress
 import logging
 import math
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import parse_environment_config
@@ -36,7 +38,7 @@ from tap_close.auth import (
     defer_signal,
     redact,
 )
-from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient
+from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient, id_path, new_session
 from tap_close.parallel import Prefetcher
 from tap_close.streams import STREAM_TYPES
 from tap_close.streams.changes import EventScan
@@ -51,6 +53,7 @@ STRING_KEYS = (
 )
 BOOLEAN_KEYS = ("track_deletes", "use_export_for_backfill")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_warned: set[tuple[str, str]] = set()  # (setting, host) already warned about
 
 
 #: Objects whose custom fields come from a list of every type's fields.
@@ -70,10 +73,33 @@ def _json_types(prop: dict[str, Any]) -> set[str]:
 
 
 def _check_url(config: dict[str, Any], key: str) -> None:
+    """https, or plain http to a loopback host (a local proxy or test server); a host that is
+    not Close's gets one WARNING (credentials go to it)."""
     url = urlparse(str(config.get(key) or ""))
-    if url.scheme not in ("http", "https") or not url.netloc:
+    try:
+        host, _ = url.hostname, url.port
+    except ValueError:
+        host = None
+    if url.scheme not in ("http", "https") or not host:
         msg = f"{key} must be an http(s) URL"
         raise ConfigError(msg)
+    if url.scheme == "http" and not _loopback(host):
+        msg = f"{key} must use https (plain http only to a loopback host such as 127.0.0.1)"
+        raise ConfigError(msg)
+    if host != "close.com" and not host.endswith(".close.com") and (key, host) not in _warned:
+        _warned.add((key, host))
+        logging.getLogger("tap-close").warning(
+            "%s points at %s, not a Close host (*.close.com): credentials are sent there.",
+            key, host)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def validate_settings(config: dict[str, Any], known: set[str]) -> None:
@@ -261,7 +287,13 @@ class TapClose(Tap):
             token_url=cfg.get("oauth_token_url") or DEFAULT_TOKEN_URL,
             scopes=cfg.get("oauth_scopes"),
             user_agent=cfg.get("user_agent"),
+            session=self.http_session,
         )
+
+    @cached_property
+    def http_session(self) -> requests.Session:
+        """The process's one HTTP session (API and token calls, all threads)."""
+        return new_session(self.workers)
 
     @cached_property
     def run_started(self) -> dt.datetime:
@@ -297,6 +329,7 @@ class TapClose(Tap):
             timeout=float(self.config.get("request_timeout") or 300),
             user_agent=self.config.get("user_agent") or f"tap-close/{__version__}",
             workers=self.workers,
+            session=self.http_session,
         )
 
     def custom_field_definitions(self, object_type: str) -> list[dict]:
@@ -308,7 +341,7 @@ class TapClose(Tap):
                     pages = self.client.pages(LISTED_FIELDS[object_type], page_size=1000)
                     body = {"fields": [f for page in pages for f in page]}
                 else:
-                    body = self.client.get(f"/custom_field_schema/{object_type}/")
+                    body = self.client.get(id_path("/custom_field_schema/", object_type))
             except AccessDeniedError as exc:
                 self.logger.warning("Custom fields of %s unavailable: %s", object_type, exc)
                 body = {}

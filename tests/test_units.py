@@ -7,12 +7,12 @@ import stat
 from pathlib import Path
 
 import pytest
+from requests.structures import CaseInsensitiveDict
 
 from tap_close.auth import AuthError, TokenStore, default_token_store_path
 from tap_close.auth_cli import authorize_url, extract_code
-from tap_close.client import _rate_reset, endpoint_group, parse_ratelimit
+from tap_close.client import Reply, _rate_reset, endpoint_group, parse_ratelimit
 from tap_close.streams.base import format_ts, parse_ts
-from tap_close.transport import Headers, Reply
 
 
 def test_parse_ratelimit_is_case_insensitive_with_decimals() -> None:
@@ -28,7 +28,7 @@ def test_endpoint_group() -> None:
 
 
 def _response(status: int, body: object, headers: dict[str, str]) -> Reply:
-    return Reply(status, Headers(headers), json.dumps(body).encode())
+    return Reply(status, CaseInsensitiveDict(headers), json.dumps(body).encode())
 
 
 @pytest.mark.parametrize(("body", "headers", "expected"), [

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from tap_close import schemas
-from tap_close.client import KeyPage, MaxSkipError
+from tap_close.client import KeyPage, MaxSkipError, id_path
 from tap_close.streams.base import UTC, CloseStream, IncrementalStream, format_ts, parse_ts
 from tap_close.streams.changes import EventReplay
 from tap_close.streams.simple import list_stream
@@ -94,7 +94,7 @@ class ActivityStream(EventReplay, IncrementalStream):
                 and _payload_type(event) == self.kind.type_name)
 
     def object_path(self, object_id: str) -> str:
-        return f"{self.path}{object_id}/"
+        return id_path(self.path, object_id)
 
 
 def _activity_stream(kind: Kind) -> type[ActivityStream]:

@@ -7,6 +7,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tap_close import parallel, schemas
+from tap_close.client import id_path
 from tap_close.parallel import chunked
 from tap_close.streams.base import CloseStream, IncrementalStream, parse_ts
 from tap_close.streams.changes import RETENTION, EventReplay
@@ -51,7 +52,7 @@ class CustomObjectsStream(EventReplay, CloseStream):
         return False
 
     def object_path(self, object_id: str) -> str:
-        return f"{self.path}{object_id}/"
+        return id_path(self.path, object_id)
 
     def _needs_full_listing(self, context: Context | None) -> bool:
         position = self.previous_position(context) or {}

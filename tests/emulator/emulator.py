@@ -49,6 +49,10 @@ class CloseEmulator:
         plan_limited: Iterable[str] = (),
         event_history: int = 0,
         compress: bool = False,
+        max_url_bytes: int | None = None,
+        url_limit_status: int = 414,
+        extra_custom_fields: int = 0,
+        method_override: bool = True,
     ) -> None:
         self.api_key = api_key
         self.client_id = client_id
@@ -56,6 +60,8 @@ class CloseEmulator:
         self.data = Dataset(seed, n_leads, n_users)
         if event_history:
             self.data.seed_event_history(event_history)
+        if extra_custom_fields:
+            _more_custom_fields(self.data, extra_custom_fields)
         self.oauth = TokenStore(
             client_id, client_secret, access_token_ttl, self.data.org_id, self.data.user_ids[0]
         )
@@ -76,6 +82,9 @@ class CloseEmulator:
             api_key=api_key,
             latency=latency,
             slow_seconds=slow_seconds,
+            max_url_bytes=max_url_bytes,
+            url_limit_status=url_limit_status,
+            method_override=method_override,
         )
         self._address = (host, port)
         self.compress = compress
@@ -274,3 +283,14 @@ class CloseEmulator:
             d._views.clear()
             d._sorted.clear()
             d.acts._sorted.clear()
+
+
+def _more_custom_fields(data: Dataset, n: int) -> None:
+    """`n` more text custom fields on leads, contacts and opportunities (an org with many:
+    ~56 bytes of `_fields` each), with Close-length ids; later edits fill them in."""
+    for obj_type in CF_STREAMS:
+        defs = data.cfields[obj_type]
+        template = {**defs[0], "type": "text", "choices": None, "accepts_multiple_values": False}
+        for i in range(n):
+            field_id = f"cf_{obj_type[:3]}{i:04d}".ljust(46, "x")
+            defs.append({**template, "id": field_id, "name": f"Extra {obj_type} field {i}"})
