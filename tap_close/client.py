@@ -298,49 +298,81 @@ def _redirect_error(response: Reply, method: str, path: str) -> str:
 @dataclass
 class _Budget:
     limit: float | None = None
-    remaining: float | None = None  # per the last RateLimit header
-    reset_at: float = 0.0
+    remaining: float | None = None  # calls left in this window (None: no limit known)
+    reset_at: float = math.inf  # when this window surely ended (inf: not known yet)
+    window: float = 0.0  # longest reset seen: the window's length
+    started: float = 0.0  # when the client's current window began
     inflight: int = 0
+    probed: bool = False  # a reply seen: the group's limit (or that it has none) is known
     paused_until: float = 0.0
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A started request: its endpoint group and when it started."""
+
+    group: str
+    started: float
 
 
 class RateLimiter:
     """Per endpoint group budget from the live `RateLimit` header, shared by all threads.
 
-    A request may start while `remaining` minus the requests still in flight is at least
-    one; otherwise it waits for the window's reset. A 429 pauses the whole group.
+    A request may start while `remaining` minus the requests in flight is at least one.
+    Replies overtake each other, so a header's `remaining` is applied only downwards within a
+    window (the server's count only grows). Each header's `now + reset` is a time by which
+    the server's window has surely ended: a new window starts once that has passed, with the
+    calls still in flight counted against it, and headers of requests started before it are
+    ignored (they may describe the old one). A header ending later than this window by over
+    half its length means the server has moved on: adopted, minus the calls in flight.
+    Until a group's first reply, one request at a time. A 429 pauses the whole group.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._groups: dict[str, _Budget] = {}
 
-    def acquire(self, group: str) -> None:
+    def acquire(self, group: str) -> Ticket:
         while True:
             with self._lock:
                 budget = self._groups.setdefault(group, _Budget())
                 now = time.monotonic()
-                if budget.remaining is not None and now >= budget.reset_at:
-                    budget.remaining = budget.limit  # a new window
+                if now >= budget.reset_at:  # a new window (its end known from the replies)
+                    budget.reset_at, budget.started = math.inf, now
+                    if budget.limit is not None:
+                        budget.remaining = budget.limit - budget.inflight
                 if now < budget.paused_until:
                     delay = budget.paused_until - now
-                elif (budget.remaining is not None and now < budget.reset_at
-                      and budget.remaining - budget.inflight < 1):
-                    delay = budget.reset_at - now
+                elif not budget.probed and budget.inflight:
+                    delay = 0.005  # the first reply tells the limit
+                elif budget.remaining is not None and budget.remaining - budget.inflight < 1:
+                    delay = min(budget.reset_at - now, 0.05)  # replies may tell more
                 else:
                     budget.inflight += 1
-                    return
-            time.sleep(min(max(delay, 0.005), 60.0))
+                    return Ticket(group, now)
+            time.sleep(max(delay, 0.005))
 
-    def release(self, group: str, header: str | None) -> None:
+    def release(self, ticket: Ticket, header: str | None) -> None:
         info = parse_ratelimit(header)
         with self._lock:
-            budget = self._groups.setdefault(group, _Budget())
+            budget = self._groups.setdefault(ticket.group, _Budget())
             budget.inflight = max(0, budget.inflight - 1)
-            if "remaining" in info and "reset" in info:
-                budget.remaining = info["remaining"]
-                budget.limit = info.get("limit", budget.limit)
-                budget.reset_at = time.monotonic() + info["reset"]
+            budget.probed = True
+            if ("remaining" not in info or "reset" not in info
+                    or ticket.started < budget.started):
+                return  # no header, or maybe of an earlier window
+            ends = time.monotonic() + info["reset"]
+            budget.limit = info.get("limit", budget.limit)
+            budget.window = max(budget.window, info["reset"])
+            left = info["remaining"]
+            if budget.remaining is None:  # the first header
+                budget.remaining, budget.reset_at = left - budget.inflight, ends
+            elif ends > budget.reset_at + budget.window / 2 and budget.reset_at != math.inf:
+                budget.remaining, budget.reset_at = left - budget.inflight, ends  # moved on
+                budget.started = ticket.started
+            else:  # this window: only down, and the nearest sure end
+                budget.remaining = min(budget.remaining, left)
+                budget.reset_at = min(budget.reset_at, ends)
 
     def limit_of(self, group: str) -> float | None:
         """The group's requests per window, per Close's last RateLimit header (None: unknown)."""
@@ -349,9 +381,13 @@ class RateLimiter:
             return budget.limit if budget else None
 
     def pause(self, group: str, seconds: float) -> None:
+        """A 429: this window is spent; the group waits `seconds`."""
         with self._lock:
             budget = self._groups.setdefault(group, _Budget())
-            budget.paused_until = max(budget.paused_until, time.monotonic() + seconds)
+            until = time.monotonic() + seconds
+            budget.paused_until = max(budget.paused_until, until)
+            if budget.remaining is not None:
+                budget.remaining, budget.reset_at = 0, min(budget.reset_at, until)
 
 
 class CloseClient:
@@ -451,7 +487,7 @@ class CloseClient:
         refreshed = False
         attempt = throttled = 0  # failed tries; 429s are counted apart
         while True:
-            self.limiter.acquire(group)
+            ticket = self.limiter.acquire(group)
             self.stats["requests"] += 1
             problem = ""
             header = None
@@ -471,7 +507,7 @@ class CloseClient:
             except FatalTransportError as exc:
                 raise CloseAPIError(f"{method} {path} failed: {exc}") from None
             finally:
-                self.limiter.release(group, header)
+                self.limiter.release(ticket, header)
             if not problem:
                 status = response.status
                 if status == 429:
