@@ -3,10 +3,12 @@
 
 Meltano itself goes into a separate virtualenv made once per test session (with `uv` from the
 `test` extra when present: ~2 s; else venv + pip: ~30 s), so its dependency pins never touch the
-tap's environment. The session's Meltano project is a copy of meltano.yml whose extractor runs
-this venv's `tap-close` (no second install of the tap); each loader is installed by
-`meltano install` at most once per session, only when a test needs it. Every test has its own
-Meltano system database (state backend), output directory, database and emulator.
+tap's environment. The session's Meltano project is a copy of meltano.yml with `pip_url: -e
+<this checkout>` (as the README says for another project), set up with the README's `meltano
+install`. The pipelines run the README's commands as written, with only the `<PLUGIN>_<SETTING>`
+overrides the README documents (the emulator's port, the test's database) and the Meltano
+system database of the test (`MELTANO_DATABASE_URI`). Every test has its own system database,
+database and emulator.
 
 These tests need PyPI (Meltano, the loaders) and, for target-postgres, a PostgreSQL server (see
 tests/pg.py). Outside CI they skip with the reason when either is missing; with CI=true they fail.
@@ -25,7 +27,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +178,6 @@ def _install_meltano(venv: Path) -> Path:
 class Meltano:
     bin: Path
     project: Path
-    installed: set[str] = field(default_factory=set)
 
     def base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
@@ -194,15 +195,6 @@ class Meltano:
         return _run([self.bin, *args], cwd=self.project, env=env or self.base_env(),
                     timeout=timeout)
 
-    def install(self, name: str) -> None:
-        """`meltano install NAME` once per session (the plugin venvs live in the project)."""
-        if name in self.installed:
-            return
-        proc = self("install", name, timeout=900)
-        if proc.returncode:
-            unavailable(f"`meltano install {name}` failed (needs PyPI):\n{proc.stderr[-3000:]}")
-        self.installed.add(name)
-
 
 @pytest.fixture(scope="session")
 def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
@@ -214,16 +206,18 @@ def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
     project = root / "project"
     project.mkdir()
     spec = load_meltano_yml()
-    tap = plugin(spec, "extractors", "tap-close")
-    tap["pip_url"] = f"-e {REPO}"  # what `meltano install` would use
-    tap["executable"] = TAP  # run this venv's tap-close: no second install of the tap
+    plugin(spec, "extractors", "tap-close")["pip_url"] = f"-e {REPO}"  # README: another project
     # `emulator-maps`: the emulator environment plus the README's stream maps example
     maps_env = copy.deepcopy(next(e for e in spec["environments"] if e["name"] == "emulator"))
     maps_env["name"] = "emulator-maps"
     plugin(maps_env["config"], "extractors", "tap-close")["config"].update(readme_stream_maps())
     spec["environments"].append(maps_env)
     (project / "meltano.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    return Meltano(binary, project)
+    melt = Meltano(binary, project)
+    proc = melt("install", timeout=900)  # the README's command: the tap and both loaders
+    if proc.returncode:
+        unavailable(f"`meltano install` failed (needs PyPI):\n{proc.stderr[-3000:]}")
+    return melt
 
 
 def pipeline_env(meltano: Meltano, tmp_path: Path, emu: CloseEmulator,
@@ -234,7 +228,6 @@ def pipeline_env(meltano: Meltano, tmp_path: Path, emu: CloseEmulator,
         MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
         TAP_CLOSE_API_URL=emu.api_url,  # overrides the `emulator` environment's fixed port
         TAP_CLOSE_OAUTH_TOKEN_URL=emu.token_url,
-        XDG_STATE_HOME=str(tmp_path / "xdg"),
         **extra,
     )
     return env
@@ -242,11 +235,12 @@ def pipeline_env(meltano: Meltano, tmp_path: Path, emu: CloseEmulator,
 
 def meltano_run(meltano: Meltano, target: str, env: dict[str, str],
                 environment: str = "emulator") -> str:
-    proc = meltano(f"--environment={environment}", "run", "--no-install", "tap-close", target,
-                   env=env)
+    """The README's `meltano --environment=emulator run tap-close <target>`, as written."""
+    proc = meltano(f"--environment={environment}", "run", "tap-close", target, env=env)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"meltano run failed ({proc.returncode}):\n{log[-6000:]}"
     assert "Traceback" not in log, log[-6000:]
+    assert "ResourceWarning" not in log, "a connection was left open"
     return log
 
 
@@ -319,10 +313,13 @@ def mutate(emu: CloseEmulator) -> Mutations:
 # --- target-jsonl ------------------------------------------------------------------------------
 
 
-def read_jsonl(directory: Path) -> dict[str, list[dict[str, Any]]]:
+def read_jsonl(directory: Path, after: dict[str, list[dict[str, Any]]] | None = None
+               ) -> dict[str, list[dict[str, Any]]]:
+    """Records per stream file; with `after`, only the lines appended since that reading."""
     out: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(directory.glob("*.jsonl")):
-        out[path.stem] = [json.loads(line) for line in path.read_text().splitlines() if line]
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line]
+        out[path.stem] = lines[len((after or {}).get(path.stem, [])):]
     return out
 
 
@@ -367,13 +364,23 @@ def assert_emails_hashed(out: dict[str, list[dict[str, Any]]], emu: CloseEmulato
 
 def test_meltano_run_target_jsonl_is_incremental(meltano: Meltano, tmp_path: Path) -> None:
     """Also runs the README's stream maps example (environment `emulator-maps`)."""
-    meltano.install("target-jsonl")
     environment = "emulator-maps"
+    output = meltano.project / "output" / "emulator"  # the emulator environment's directory
+    shutil.rmtree(output, ignore_errors=True)
     with CloseEmulator(seed=3, n_leads=20) as emu:
-        env = pipeline_env(meltano, tmp_path, emu, CLOSE_EMAIL_SALT=EMAIL_SALT)
-        meltano_run(meltano, "target-jsonl", {
-            **env, "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "run1")}, environment)
-        first = read_jsonl(tmp_path / "run1")
+        env = pipeline_env(meltano, tmp_path, emu)
+        # CLOSE_EMAIL_SALT unset: one line naming the setting, before any record or state
+        proc = meltano(f"--environment={environment}", "run", "tap-close", "target-jsonl",
+                       env=env)
+        log = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and "Traceback" not in log, log[-4000:]
+        assert "stream_map_config does not set email_salt" in log, log[-4000:]
+        assert not list(output.glob("*.jsonl")), "records were written"
+        assert not emu.request_log, "the check comes before any request"
+
+        env["CLOSE_EMAIL_SALT"] = EMAIL_SALT
+        meltano_run(meltano, "target-jsonl", env, environment)
+        first = read_jsonl(output)
         assert_emails_hashed(first, emu)
         compared = set()
         for stream, records in first.items():
@@ -389,9 +396,8 @@ def test_meltano_run_target_jsonl_is_incremental(meltano: Meltano, tmp_path: Pat
         assert state.get("leads", {}).get("replication_key_value"), state.get("leads")
 
         m = mutate(emu)
-        meltano_run(meltano, "target-jsonl", {
-            **env, "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "run2")}, environment)
-        second = read_jsonl(tmp_path / "run2")
+        meltano_run(meltano, "target-jsonl", env, environment)
+        second = read_jsonl(output, after=first)  # do_timestamp_file: false appends
         assert_emails_hashed(second, emu, deleted=True)
 
     changed_leads = {m.updated_lead, m.updated_contact_lead, m.new_lead}
@@ -435,7 +441,7 @@ def pg_server() -> Iterator[PgServer]:
         yield server
 
 
-SCHEMA = "close"
+SCHEMA = "close_emulator"  # the emulator environment's default_target_schema
 
 
 def qualified(name: str) -> sql.Composed:
@@ -483,19 +489,23 @@ def expected_pg_types(field_def: dict[str, Any]) -> set[str]:
     }.get(field_def["type"], {"text", "varchar"})
 
 
+def postgres_overrides(pg: PgServer) -> dict[str, str]:
+    """TARGET_POSTGRES_* for what differs from the emulator environment's server (none for
+    the machine's trust-auth server on 127.0.0.1:5432)."""
+    env = next(e for e in load_meltano_yml()["environments"] if e["name"] == "emulator")
+    shipped = plugin(env["config"], "loaders", "target-postgres")["config"]
+    actual = {"host": pg.host, "port": pg.port, "user": pg.user, "password": pg.password}
+    return {f"TARGET_POSTGRES_{name.upper()}": str(value) for name, value in actual.items()
+            if str(value) != str(shipped.get(name))}
+
+
 def test_meltano_run_target_postgres(meltano: Meltano, pg_server: PgServer,
                                      tmp_path: Path) -> None:
-    meltano.install("target-postgres")
     with pg_server.temporary_database() as db, CloseEmulator(seed=5, n_leads=20) as emu:
-        env = pipeline_env(
-            meltano, tmp_path, emu,
-            TARGET_POSTGRES_HOST=pg_server.host,
-            TARGET_POSTGRES_PORT=str(pg_server.port),
-            TARGET_POSTGRES_USER=pg_server.user,
-            TARGET_POSTGRES_PASSWORD=pg_server.password,
-            TARGET_POSTGRES_DATABASE=db,
-            TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=SCHEMA,
-        )
+        # the emulator environment as shipped (127.0.0.1:5432, user postgres, trust auth),
+        # in this test's own database; a private test server's address overrides it too
+        env = pipeline_env(meltano, tmp_path, emu, TARGET_POSTGRES_DATABASE=db,
+                           **postgres_overrides(pg_server))
         meltano_run(meltano, "target-postgres", env)
         counts = table_counts(pg_server, db)
         compared = set()
