@@ -559,3 +559,61 @@ def test_meltano_run_target_postgres(meltano: Meltano, pg_server: PgServer,
         assert m.new_lead in keys(pg_server, db, "leads", deleted=False)
         state = bookmarks(stored_state(meltano, env, "target-postgres"))
         assert state.get("leads", {}).get("replication_key_value")
+
+
+# --- the README's Meltano commands for a Close account (dev environment) --------------------------
+
+
+def readme_scaling_out() -> dict[str, Any]:
+    """The YAML example of the README's "Scaling out" section."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Scaling out"):readme.index("## Streams")]
+    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert block, "no YAML example in the README's Scaling out section"
+    return dict(yaml.safe_load(block.group(1)))
+
+
+def test_meltano_dev_commands(meltano: Meltano, tmp_path: Path) -> None:
+    """`meltano config set tap-close api_key ...`, `meltano run tap-close target-jsonl` and
+    `meltano state get` in the default (dev) environment, as the README writes them (Close's
+    URL overridden by TAP_CLOSE_API_URL), and the scaling-out groups' `meltano select --list`."""
+    project = meltano.project
+    spec_text = (project / "meltano.yml").read_text()
+    output = project / "output"
+    shutil.rmtree(output, ignore_errors=True)
+    with CloseEmulator(seed=9, n_leads=15) as emu:
+        env = pipeline_env(meltano, tmp_path, emu, CLOSE_API_KEY=emu.api_key,
+                           PATH=f"{meltano.bin.parent}:{os.environ['PATH']}")
+
+        def shell(command: str) -> str:
+            proc = _run(["bash", "-c", command], cwd=project, env=env, timeout=300)
+            log = proc.stdout + proc.stderr
+            assert proc.returncode == 0 and "Traceback" not in log, f"{command}:\n{log[-4000:]}"
+            return proc.stdout
+
+        try:
+            shell("meltano config set tap-close api_key api_...")
+            shell('meltano config set tap-close api_key "$CLOSE_API_KEY"')
+            assert f"TAP_CLOSE_API_KEY='{emu.api_key}'" in (project / ".env").read_text()
+            assert emu.api_key not in (project / "meltano.yml").read_text().replace(
+                "api_emulator_key", "")  # only the emulator environment's own test key
+            shell("meltano run tap-close target-jsonl")
+            leads = read_jsonl(output)["leads"]
+            assert live(leads) == emu.truth("leads")
+            state = json.loads(shell("meltano state get dev:tap-close-to-target-jsonl")
+                               .strip().splitlines()[-1])
+            assert bookmarks(state)["leads"]["replication_key_value"]
+
+            spec = yaml.safe_load(spec_text)
+            scaling = readme_scaling_out()
+            spec["plugins"]["extractors"] += scaling["plugins"]["extractors"]
+            spec["jobs"], spec["schedules"] = scaling["jobs"], scaling["schedules"]
+            (project / "meltano.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+            listed = shell("meltano select tap-close--crm --list")
+            selected = set(re.findall(r"\[selected\s*\]\s+(\w+)\.", listed))
+            assert selected == {"leads", "contacts", "opportunities"}, listed[-2000:]
+            jobs = shell("meltano job list --format=json")
+            assert "close-crm" in jobs and "tap-close--crm target-postgres" in jobs
+        finally:
+            (project / "meltano.yml").write_text(spec_text)
+            (project / ".env").unlink(missing_ok=True)
