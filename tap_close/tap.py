@@ -395,7 +395,8 @@ def read_json_object(option: str, path: str) -> str:
     """The text of a JSON-object file given to `option`; ConfigError naming the option and
     the file (never its content) when it cannot be read or is not a JSON object."""
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        stdin = path == "-" and option != "--config"  # click.File's "-"; the SDK's config: no
+        text = sys.stdin.read() if stdin else Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise ConfigError(f"{option} {path}: cannot be read ({reason})") from None

@@ -59,6 +59,7 @@ def files(tmp_path: Path) -> Path:
     (["--config", "ok.json", "--state", "list.json"], ("--state list.json", "JSON object")),
     (["--config", "ok.json", "--catalog", "missing.json"], ("--catalog missing.json",)),
     (["--config", "ok.json", "--catalog", "bad.json"], ("--catalog bad.json", "not valid")),
+    (["--config", "-"], ("--config -", "cannot be read")),
 ])
 def test_bad_files_give_one_error_line(files: Path, args: list[str],
                                        expected: tuple[str, ...]) -> None:
@@ -98,8 +99,10 @@ def run_with_resource_errors(config: dict, tmp_path: Path, *args: str
          *args], capture_output=True, text=True, timeout=120, env=env, check=False)
 
 
-@pytest.mark.parametrize("mode", [[], ["--discover"], ["--test"]])
-@pytest.mark.parametrize("auth", ["api_key", "oauth", "export"])
+@pytest.mark.parametrize(("auth", "mode"), [
+    ("api_key", []), ("api_key", ["--discover"]), ("api_key", ["--test"]), ("oauth", []),
+    ("oauth", ["--discover"]), ("export", []),
+])
 def test_no_socket_left_open_at_exit(tmp_path: Path, mode: list[str], auth: str) -> None:
     """Under Meltano warnings are on: an unclosed socket would print a ResourceWarning."""
     with CloseEmulator(seed=3, n_leads=12) as emu:
