@@ -1,9 +1,11 @@
-"""Every command the README shows runs in a test as written, so the docs cannot drift.
+"""Every command the README (or meltano.yml) shows runs in a test as written, so the docs cannot
+drift.
 
-The commands are read from the README's ```bash blocks and its inline `code` that starts with a
-command. Each must be listed in COVERED: run here (against the emulator where a Close API is
-needed), run by another test (named), or not runnable in a test (with the reason). A new or
-changed command fails `test_every_readme_command_is_covered` until it is placed.
+The commands are read from the README's ```bash blocks and the inline `code` of the README and
+of meltano.yml's comments that starts with a command. Each must be listed in COVERED: run here
+(against the emulator where a Close API is needed), run by another test (named), or not
+runnable in a test (with the reason). A new or changed command fails
+`test_every_readme_command_is_covered` until it is placed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from tests.harness import TAP
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+MELTANO_YML_COMMENTS = "\n".join(line.split("#", 1)[1] for line in
+                                 (ROOT / "meltano.yml").read_text().splitlines() if "#" in line)
 BIN = str(Path(TAP).parent)
 PROGRAMS = ("make", "tap-close", "meltano", "pip", "pipx", "curl", "python")
 EMULATOR_PORT = 8765  # `make emulator`'s, and the README's curl examples'
@@ -48,6 +52,8 @@ COVERED = {
     "meltano add --custom extractor tap-close": "interactive prompts; the block it creates is "
                                                 f"meltano.yml's, checked by {MELTANO}",
     "meltano config set tap-close api_key api_...": f"{MELTANO}::test_meltano_dev_commands",
+    "meltano config set tap-close api_key ...": f"{MELTANO}::test_meltano_dev_commands (with "
+                                                "the README's values; meltano.yml's comment)",
     "meltano run tap-close target-jsonl": f"{MELTANO}::test_meltano_dev_commands",
     # Authentication
     "TAP_CLOSE_CLIENT_SECRET=... tap-close-auth --client-id oa2client_... "
@@ -108,7 +114,7 @@ def readme_commands() -> list[str]:
             line = re.sub(r"\s+#\s.*$", "", raw).strip()
             if line and not line.startswith("#"):
                 commands.append(line.removesuffix(" &").strip())
-    for code in re.findall(r"`([^`\n]+)`", README):
+    for code in re.findall(r"`([^`\n]+)`", README + "\n" + MELTANO_YML_COMMENTS):
         words = code.split()
         if len(words) > 1 and words[0] in (*PROGRAMS, "tap-close-auth"):  # not a bare name
             commands.append(code.removesuffix(" &").strip())
