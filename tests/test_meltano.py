@@ -16,7 +16,7 @@ tests/pg.py). Outside CI they skip with the reason when either is missing; with 
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import hashlib
 import json
 import os
@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,13 +135,33 @@ def test_meltano_yml_matches_tap_about() -> None:
     assert emu_tap["api_url"].startswith("http://127.0.0.1:")
 
 
-def readme_stream_maps() -> dict[str, Any]:
-    """The tap-close `config` of the YAML example in the README's "Stream maps" section."""
+def readme_yaml(section: str, end: str) -> dict[str, Any]:
+    """The YAML example of a README section (`## <section>` up to `## <end>`)."""
     readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Stream maps"):readme.index("## Scaling out")]
-    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
-    assert block, "no YAML example in the README's Stream maps section"
-    return dict(plugin(yaml.safe_load(block.group(1)), "extractors", "tap-close")["config"])
+    text = readme[readme.index(f"## {section}"):readme.index(f"## {end}")]
+    block = re.search(r"```yaml\n(.*?)```", text, re.DOTALL)
+    assert block, f"no YAML example in the README's {section} section"
+    return dict(yaml.safe_load(block.group(1)))
+
+
+@contextlib.contextmanager
+def project_with(meltano: Meltano, change: Callable[[dict[str, Any]], None]) -> Iterator[None]:
+    """The session project's meltano.yml changed (as the README says to) for one test."""
+    path = meltano.project / "meltano.yml"
+    original = path.read_text()
+    spec = yaml.safe_load(original)
+    change(spec)
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+def add_stream_maps(spec: dict[str, Any]) -> None:
+    """The README's "Stream maps" YAML, in the tap-close plugin's config."""
+    example = plugin(readme_yaml("Stream maps", "Scaling out"), "extractors", "tap-close")
+    plugin(spec, "extractors", "tap-close").setdefault("config", {}).update(example["config"])
 
 
 # --- Meltano in its own venv, one project per session ---------------------------------------------
@@ -207,11 +227,6 @@ def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
     project.mkdir()
     spec = load_meltano_yml()
     plugin(spec, "extractors", "tap-close")["pip_url"] = f"-e {REPO}"  # README: another project
-    # `emulator-maps`: the emulator environment plus the README's stream maps example
-    maps_env = copy.deepcopy(next(e for e in spec["environments"] if e["name"] == "emulator"))
-    maps_env["name"] = "emulator-maps"
-    plugin(maps_env["config"], "extractors", "tap-close")["config"].update(readme_stream_maps())
-    spec["environments"].append(maps_env)
     (project / "meltano.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
     melt = Meltano(binary, project)
     proc = melt("install", timeout=900)  # the README's command: the tap and both loaders
@@ -363,11 +378,11 @@ def assert_emails_hashed(out: dict[str, list[dict[str, Any]]], emu: CloseEmulato
 
 
 def test_meltano_run_target_jsonl_is_incremental(meltano: Meltano, tmp_path: Path) -> None:
-    """Also runs the README's stream maps example (environment `emulator-maps`)."""
-    environment = "emulator-maps"
+    """With the README's stream maps example in meltano.yml."""
+    environment = "emulator"
     output = meltano.project / "output" / "emulator"  # the emulator environment's directory
     shutil.rmtree(output, ignore_errors=True)
-    with CloseEmulator(seed=3, n_leads=20) as emu:
+    with CloseEmulator(seed=3, n_leads=20) as emu, project_with(meltano, add_stream_maps):
         env = pipeline_env(meltano, tmp_path, emu)
         # CLOSE_EMAIL_SALT unset: one line naming the setting, before any record or state
         proc = meltano(f"--environment={environment}", "run", "tap-close", "target-jsonl",
@@ -564,13 +579,11 @@ def test_meltano_run_target_postgres(meltano: Meltano, pg_server: PgServer,
 # --- the README's Meltano commands for a Close account (dev environment) --------------------------
 
 
-def readme_scaling_out() -> dict[str, Any]:
-    """The YAML example of the README's "Scaling out" section."""
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Scaling out"):readme.index("## Streams")]
-    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
-    assert block, "no YAML example in the README's Scaling out section"
-    return dict(yaml.safe_load(block.group(1)))
+def add_scaling_out(spec: dict[str, Any]) -> None:
+    """The README's "Scaling out" YAML: inherited extractors, jobs and schedules."""
+    example = readme_yaml("Scaling out", "Streams")
+    spec["plugins"]["extractors"] += example["plugins"]["extractors"]
+    spec["jobs"], spec["schedules"] = example["jobs"], example["schedules"]
 
 
 def test_meltano_dev_commands(meltano: Meltano, tmp_path: Path) -> None:
@@ -578,7 +591,6 @@ def test_meltano_dev_commands(meltano: Meltano, tmp_path: Path) -> None:
     `meltano state get` in the default (dev) environment, as the README writes them (Close's
     URL overridden by TAP_CLOSE_API_URL), and the scaling-out groups' `meltano select --list`."""
     project = meltano.project
-    spec_text = (project / "meltano.yml").read_text()
     output = project / "output"
     shutil.rmtree(output, ignore_errors=True)
     with CloseEmulator(seed=9, n_leads=15) as emu:
@@ -604,16 +616,9 @@ def test_meltano_dev_commands(meltano: Meltano, tmp_path: Path) -> None:
                                .strip().splitlines()[-1])
             assert bookmarks(state)["leads"]["replication_key_value"]
 
-            spec = yaml.safe_load(spec_text)
-            scaling = readme_scaling_out()
-            spec["plugins"]["extractors"] += scaling["plugins"]["extractors"]
-            spec["jobs"], spec["schedules"] = scaling["jobs"], scaling["schedules"]
-            (project / "meltano.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
-            listed = shell("meltano select tap-close--crm --list")
+            with project_with(meltano, add_scaling_out):
+                listed = shell("meltano select tap-close--crm --list")  # Meltano reads the jobs too
             selected = set(re.findall(r"\[selected\s*\]\s+(\w+)\.", listed))
             assert selected == {"leads", "contacts", "opportunities"}, listed[-2000:]
-            jobs = shell("meltano job list --format=json")
-            assert "close-crm" in jobs and "tap-close--crm target-postgres" in jobs
         finally:
-            (project / "meltano.yml").write_text(spec_text)
             (project / ".env").unlink(missing_ok=True)
