@@ -254,7 +254,8 @@ def main() -> None:
         dead = sum(bool(r.get("_sdc_deleted_at")) for rs in second.records.values() for r in rs)
         print(f"\n{records} records ({dead} tombstones) in {elapsed:.1f}s; {http_summary(second)}"
               f"; files in {OUT}/incremental/")
-    print(f"Demo done in {time.monotonic() - demo_started:.1f}s.")
+    print(f"Demo done in {time.monotonic() - demo_started:.1f}s. Your turn: `make emulator`, "
+          "then curl http://127.0.0.1:8765/_emulator/... (README: Emulator).")
 
 
 if __name__ == "__main__":
