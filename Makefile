@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo emulator bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m tests.demo
+
+# The Close API emulator alone, on http://127.0.0.1:8765 (key api_emulator_key) until Ctrl-C.
+# Options: make emulator EMULATOR_ARGS="--port 9000 --leads 1000" (see --help).
+EMULATOR_ARGS ?=
+emulator: $(STAMP)
+	$(BIN)/python -m tests.emulator $(EMULATOR_ARGS)
 
 .bench-venv/bin/tap-closeio:
 	$(PYTHON) -m venv .bench-venv

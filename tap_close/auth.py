@@ -235,6 +235,10 @@ class CloseOAuth(AuthBase):
     def __repr__(self) -> str:
         return f"CloseOAuth(client_id={self.client_id!r}, store={str(self.store.path)!r})"
 
+    def close(self) -> None:
+        """Close the token endpoint's connections (the tap calls this at exit)."""
+        self._session.close()
+
     # requests hook
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self.access_token()}"

@@ -100,7 +100,8 @@ def run(argv: list[str] | None = None) -> int:
     }
     if args.scopes:
         data["scope"] = args.scopes
-    body = exchange(requests.Session(), args.token_url, data)
+    with requests.Session() as session:
+        body = exchange(session, args.token_url, data)
     refresh = body.get("refresh_token")
     if not refresh:
         raise AuthError("Close returned no refresh_token: the app needs the offline_access scope.")

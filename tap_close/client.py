@@ -426,6 +426,13 @@ class CloseClient:
         self.headers = {"User-Agent": user_agent, "Accept": "application/json",
                         "Accept-Encoding": "gzip, deflate", "X-TZ-Offset": "0"}
 
+    def close(self) -> None:
+        """Close every idle connection, and the authenticator's own (OAuth token requests)."""
+        self.session.close()
+        close_auth = getattr(self.auth, "close", None)
+        if callable(close_auth):
+            close_auth()
+
     def authorization(self) -> str:
         """The Authorization header the configured `requests` authenticator would send."""
         if self._basic:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
+import io
 import ipaddress
+import json
 import logging
 import math
 import re
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import click
 import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
@@ -39,6 +42,7 @@ from tap_close.auth import (
     redact,
 )
 from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient, id_path, new_session
+from tap_close.maps import missing_map_config
 from tap_close.parallel import Prefetcher
 from tap_close.streams import STREAM_TYPES
 from tap_close.streams.changes import EventScan
@@ -270,6 +274,9 @@ class TapClose(Tap):
         self.append_builtin_config(schema)
         known = set(schema["properties"])
         validate_settings(dict(self._config), known)
+        problem = missing_map_config(dict(self._config))
+        if problem:
+            raise ConfigError(problem)
         return super()._validate_config(raise_errors=raise_errors)
 
     @cached_property
@@ -323,7 +330,7 @@ class TapClose(Tap):
         # Bytes read ahead by windows and fan-outs not yet consumed (the one being written
         # is apart): enough to keep the writer busy, few enough for flat memory.
         parallel.read_ahead.limit = self.workers * READ_AHEAD_PER_WORKER
-        return CloseClient(
+        client = CloseClient(
             self.config.get("api_url") or DEFAULT_API_URL,
             self.authenticator,
             timeout=float(self.config.get("request_timeout") or 300),
@@ -331,6 +338,8 @@ class TapClose(Tap):
             workers=self.workers,
             session=self.http_session,
         )
+        atexit.register(client.close)  # however the process ends: no socket left open
+        return client
 
     def custom_field_definitions(self, object_type: str) -> list[dict]:
         """Custom fields (own and shared) that can be set on a Close object type."""
@@ -386,6 +395,11 @@ class TapClose(Tap):
         parallel.limit_malloc()  # before any thread starts
         command = super().get_singer_command()
         command.main = _clean_errors(command.main, cls.logger)  # type: ignore[method-assign]
+        for param in command.params:  # unreadable or invalid files: one line, not a traceback
+            if param.name == "config" and param.callback:
+                param.callback = _checked_config(param.callback)
+            elif param.name in ("state", "catalog"):
+                param.type = JsonFile()
         for handler in logging.getLogger().handlers:  # the SDK's console handler
             if not any(isinstance(f, OutputFilter) for f in handler.filters):
                 handler.addFilter(OutputFilter())
@@ -408,6 +422,48 @@ class OutputFilter(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
+
+
+def read_json_object(option: str, path: str) -> str:
+    """The text of a JSON-object file given to `option`; ConfigError naming the option and
+    the file (never its content) when it cannot be read or is not a JSON object."""
+    try:
+        stdin = path == "-" and option != "--config"  # click.File's "-"; the SDK's config: no
+        text = sys.stdin.read() if stdin else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise ConfigError(f"{option} {path}: cannot be read ({reason})") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        msg = f"{option} {path}: not valid JSON (line {exc.lineno}, column {exc.colno})"
+        raise ConfigError(msg) from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{option} {path}: must hold a JSON object")
+    return text
+
+
+class JsonFile(click.ParamType):
+    """`--state` / `--catalog`: a readable file holding a JSON object, passed on as text."""
+
+    name = "file"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        if not isinstance(value, str):
+            return value  # already a file object
+        return io.StringIO(read_json_object(f"--{param.name if param else 'file'}", value))
+
+
+def _checked_config(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """Check every `--config` file before the SDK reads it (ENV is not a file)."""
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        for path in value or ():
+            if path != "ENV":
+                read_json_object("--config", path)
+        return callback(ctx, param, value)
+
+    return check
 
 
 CLEAN_ERRORS = (ConfigError, AuthError, CloseAPIError)

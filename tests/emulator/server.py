@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from . import control
 from .api import Api, ApiError
 from .faults import FaultPlan, RateLimiter, ratelimit_header, retry_after
 from .oauth import OAuthError, TokenStore
@@ -119,6 +120,9 @@ class Engine:
     def process(
         self, method: str, path: str, params: dict[str, str], body: bytes, auth: str
     ) -> Reply:
+        if path == control.PREFIX or path.startswith(control.PREFIX + "/"):  # no faults, no auth
+            return json_reply(*control.handle(self.api.data, method, path[len(control.PREFIX):],
+                                              body))
         is_api = path == API_PREFIX or path.startswith(API_PREFIX + "/")
         fault = self.faults.pick(path)
         if fault:
