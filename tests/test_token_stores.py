@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -169,3 +170,25 @@ def test_s3_lost_race_adopts_the_winners_token(monkeypatch, caplog) -> None:
         record = s3_record(endpoint, "race.json")
         assert record["access_token"] == got[0]
         assert_store_holds_the_chain(emu, record)
+
+
+def test_postgres_connection_lost_during_the_refresh_is_retried(tmp_path) -> None:
+    """The connection holding the lock dies while Close rotates the token: the save reconnects,
+    locks again and commits; the chain goes on."""
+    with postgres_store() as (url, query), CloseEmulator(seed=75, n_leads=2,
+                                                         slow_seconds=1.0) as emu:
+        track_tokens(emu)
+        fresh = FreshRun(tmp_path, oauth_settings(emu, url))
+        emu.inject(["slow"], path_prefix="/oauth2/token/")
+        proc = fresh.start("cut")
+        while emu.faults.pending():
+            time.sleep(0.01)  # the token request is being answered (slowly)
+        killed = query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert killed, "the tap's connection was open during the refresh"
+        run = fresh.finish(*proc).assert_ok()
+        assert "retrying" in run.stderr, "the first save failed"
+        assert emu.stats["token_refreshes"] == 1
+        (record,) = [r[0] for r in query("SELECT record FROM tap_close_tokens")]
+        assert_store_holds_the_chain(emu, record)
+        assert_clean([run], emulator_secrets(emu, fresh.settings["refresh_token"]))

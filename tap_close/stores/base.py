@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -15,6 +16,7 @@ from typing import Any
 from tap_close.auth import AuthError, fingerprint
 
 SAVE_TRIES = 4
+logger = logging.getLogger("tap-close.auth")
 
 
 def state_dir() -> Path:
@@ -89,6 +91,7 @@ class TokenStore:
             except AuthError as exc:
                 problem = exc
                 if attempt + 1 < SAVE_TRIES:
+                    logger.warning("%s; retrying.", exc)
                     time.sleep(0.5 * 2**attempt)
         rescued = rescue(record)
         where = (f"it was saved to {rescued} (mode 0600): set that refresh_token in the config "
