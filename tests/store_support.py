@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from tests.test_meltano import unavailable
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing-key-id", "AWS_SECRET_ACCESS_KEY": "testing-secret",
            "AWS_DEFAULT_REGION": "us-east-1"}
 BUCKET = "tap-close-tokens"
+REPO = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
@@ -91,26 +93,59 @@ class FreshRun:
     settings: dict[str, str]
     extra_env: dict[str, str] | None = None
 
-    def start(self, name: str, *args: str) -> tuple[subprocess.Popen, Path]:
+    forks: subprocess.Popen | None = None  # see `forked`
+
+    def _home_and_env(self, name: str) -> tuple[Path, dict[str, str]]:
         home = self.root / name
         home.mkdir(parents=True)
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("TAP_CLOSE_", "XDG_", "AWS_"))}
         env.update({"HOME": str(home), **AWS_ENV, **(self.extra_env or {})})
         env.update({f"TAP_CLOSE_{k.upper()}": v for k, v in self.settings.items()})
+        return home, env
+
+    def start(self, name: str, *args: str) -> tuple[subprocess.Popen, Path]:
+        home, env = self._home_and_env(name)
         proc = subprocess.Popen([TAP, "--config", "ENV", *args], cwd=home, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         return proc, home
 
     @staticmethod
-    def finish(proc: subprocess.Popen, home: Path) -> TapRun:
+    def _checked(home: Path, returncode: int, out: str, err: str) -> TapRun:
         """The finished run; it must have left no file in its working directory."""
-        out, err = proc.communicate(timeout=180)
-        run = parse_run(proc.returncode, out, err)
         left = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
         assert not left, f"the run left local files: {left}"
-        return run
+        return parse_run(returncode, out, err)
+
+    def finish(self, proc: subprocess.Popen, home: Path) -> TapRun:
+        out, err = proc.communicate(timeout=180)
+        return self._checked(home, proc.returncode, out, err)
 
     def run(self, name: str, *args: str) -> TapRun:
-        return self.finish(*self.start(name, *args))
+        if self.forks is None:
+            return self.finish(*self.start(name, *args))
+        home, env = self._home_and_env(name)
+        out, err = self.root / f"{name}.stdout", self.root / f"{name}.stderr"
+        job = {"cwd": str(home), "env": env, "args": ["--config", "ENV", *args],
+               "stdout": str(out), "stderr": str(err)}
+        assert self.forks.stdin is not None and self.forks.stdout is not None
+        self.forks.stdin.write(json.dumps(job) + "\n")
+        self.forks.stdin.flush()
+        returncode = json.loads(self.forks.stdout.readline())["returncode"]
+        return self._checked(home, returncode, out.read_text(), err.read_text())
+
+    @contextlib.contextmanager
+    def forked(self) -> Iterator[FreshRun]:
+        """`run` forks each run from one process that imported the tap once (tests/forkserver.py):
+        the same entry point and a new process per run, without a second of imports each."""
+        self.forks = subprocess.Popen(
+            [sys.executable, "-m", "tests.forkserver"], cwd=REPO, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True)
+        try:
+            yield self
+        finally:
+            assert self.forks.stdin is not None
+            self.forks.stdin.close()
+            self.forks.wait(timeout=30)
+            self.forks = None
 

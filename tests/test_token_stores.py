@@ -7,6 +7,7 @@ only, like an ephemeral runner: whatever survives between runs is in the shared 
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -29,7 +30,12 @@ from tests.store_support import (
     s3_server,
 )
 from tests.test_reliability_oauth import assert_one_clear_error
-from tests.test_reliability_support import assert_clean, emulator_secrets, track_tokens
+from tests.test_reliability_support import (
+    assert_clean,
+    emulator_secrets,
+    selected_catalog,
+    track_tokens,
+)
 
 
 def oauth_settings(emu: CloseEmulator, store: str) -> dict[str, str]:
@@ -99,14 +105,17 @@ def test_twenty_runs_from_empty_runners_on_postgres(tmp_path) -> None:
         query("CREATE SCHEMA etl")
         track_tokens(emu)
         fresh = FreshRun(tmp_path, oauth_settings(emu, url))
+        catalog = tmp_path / "catalog.json"  # the job's definition, not a runner's file
+        catalog.write_text(json.dumps(selected_catalog(fresh.settings, tmp_path, {"users"})))
         runs = []
-        for i in range(20):
-            runs.append(fresh.run(f"run{i}").assert_ok())
-            assert runs[-1].ids("users") == emu.truth("users")
-            (record,) = [r[0] for r in query("SELECT record FROM etl.close_tokens")]
-            assert_store_holds_the_chain(emu, record)
+        with fresh.forked():
+            for i in range(20):
+                runs.append(fresh.run(f"run{i}", "--catalog", str(catalog)).assert_ok())
+                assert runs[-1].ids("users") == emu.truth("users")
+                (record,) = [r[0] for r in query("SELECT record FROM etl.close_tokens")]
+                assert_store_holds_the_chain(emu, record)
         assert emu.stats["token_refreshes"] >= 20
-        assert refreshes(runs) == emu.stats["token_refreshes"]
+        assert refreshes(runs) == emu.stats["token_refreshes"] - 1  # 1: the discovery
         assert_clean(runs, emulator_secrets(emu, fresh.settings["refresh_token"]))
 
 
