@@ -23,9 +23,8 @@ from tests.conftest import oauth_config
 from tests.emulator import CloseEmulator
 from tests.harness import parse_run
 from tests.store_support import FreshRun, postgres_store
-from tests.test_reliability_oauth import assert_one_clear_error
+from tests.test_reliability_oauth import assert_one_clear_error, tap_in_a_slow_refresh
 from tests.test_reliability_support import (
-    TapProcess,
     assert_clean,
     emulator_secrets,
     run_cli,
@@ -41,11 +40,7 @@ def test_store_lost_after_the_refresh_rescues_the_token(tmp_path: Path) -> None:
     with CloseEmulator(seed=81, n_leads=3, slow_seconds=1.0) as emu:
         track_tokens(emu)
         config = oauth_config(emu, str(store))
-        emu.inject(["slow"], path_prefix="/oauth2/token/")
-        proc = TapProcess(config, tmp_path, name="lost")
-        deadline = time.monotonic() + 30
-        while emu.faults.pending() and time.monotonic() < deadline:
-            time.sleep(0.01)  # the token request is being answered (slowly)
+        proc = tap_in_a_slow_refresh(emu, config, tmp_path, "lost")
         shutil.rmtree(store.parent)  # the volume goes away while Close rotates the token
         store.parent.write_text("not a directory any more")
         run = proc.finish()

@@ -11,7 +11,6 @@ import json
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +28,7 @@ from tests.store_support import (
     s3_record,
     s3_server,
 )
-from tests.test_reliability_oauth import assert_one_clear_error
+from tests.test_reliability_oauth import assert_one_clear_error, token_request_in_flight
 from tests.test_reliability_support import (
     assert_clean,
     emulator_secrets,
@@ -190,8 +189,7 @@ def test_postgres_connection_lost_during_the_refresh_is_retried(tmp_path) -> Non
         fresh = FreshRun(tmp_path, oauth_settings(emu, url))
         emu.inject(["slow"], path_prefix="/oauth2/token/")
         proc = fresh.start("cut")
-        while emu.faults.pending():
-            time.sleep(0.01)  # the token request is being answered (slowly)
+        token_request_in_flight(emu)
         killed = query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
         assert killed, "the tap's connection was open during the refresh"

@@ -60,6 +60,22 @@ class TokenStore:
     def error(self, what: str) -> AuthError:
         return AuthError(f"{self.setting}: {what}")
 
+    def invalid(self, where: object) -> AuthError:
+        return self.error(f"{where} is not a valid token store; delete it and set "
+                          "refresh_token to a fresh token from tap-close-auth")
+
+    def parse(self, text: str | bytes, where: object, *, empty: bool = False) -> dict[str, Any]:
+        """The record in `text` (JSON); with `empty`, an object without a token is allowed
+        (the S3 store's `{}` or lease alone)."""
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not valid_record(data) and not (
+                empty and isinstance(data, dict) and set(data) <= {"lease"}):
+            raise self.invalid(where)
+        return data
+
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         """Exclusive use of the chain (across processes and machines) for one refresh."""

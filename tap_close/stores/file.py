@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tap_close.stores.base import TokenStore, client_slug, state_dir, valid_record
+from tap_close.stores.base import TokenStore, client_slug, state_dir
 
 
 def default_path(client_id: str, seed: str) -> Path:
@@ -70,14 +70,7 @@ class FileStore(TokenStore):
             return None
         except OSError as exc:
             raise self.error(f"cannot read {path} ({exc.strerror})") from None
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = None
-        if not valid_record(data):
-            raise self.error(f"{path} is not a valid token store; delete it and set "
-                             "refresh_token to a fresh token from tap-close-auth")
-        return data
+        return self.parse(text, path)
 
     def load(self) -> dict[str, Any] | None:
         data = self._read(self.path)

@@ -106,8 +106,7 @@ class PostgresStore(TokenStore):
         if row is None or row[0] is None:
             return None
         if not valid_record(row[0]):
-            raise self.error(f"the row of this chain in {self.location} is not a valid token "
-                             "store; delete it and set a fresh refresh_token from tap-close-auth")
+            raise self.invalid(f"the row of this chain in {self.location}")
         return dict(row[0])
 
     def _upsert(self, record: dict[str, Any] | None) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tap_close.auth import AuthError
-from tap_close.stores.base import TokenStore, missing_extra, valid_record
+from tap_close.stores.base import TokenStore, missing_extra
 
 try:
     import boto3
@@ -70,14 +70,7 @@ class S3Store(TokenStore):
             raise self.error(f"cannot read {self.location} ({code})") from None
         except BotoCoreError as exc:
             raise self.error(f"cannot reach {self.location} ({type(exc).__name__})") from None
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict) or (set(data) - {"lease"} and not valid_record(data)):
-            raise self.error(f"{self.location} is not a valid token store; delete it and set "
-                             "refresh_token to a fresh token from tap-close-auth")
-        return data, reply["ETag"]
+        return self.parse(body, self.location, empty=True), reply["ETag"]
 
     def _put(self, data: dict[str, Any], etag: str | None) -> str | None:
         """Write if the object is still at `etag` (absent if None); the new ETag, or None if
