@@ -93,6 +93,11 @@ class FileStore(TokenStore):
                 self._drop_temp()
                 raise self.error(f"cannot write in {self.path.parent} ({exc.strerror})") from None
 
+    def check(self) -> None:
+        """The directory takes a file (no lock file is left behind)."""
+        self.prepare()
+        self._drop_temp()
+
     def _drop_temp(self) -> None:
         if self._temp is not None:
             fd, name = self._temp
