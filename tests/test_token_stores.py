@@ -129,7 +129,8 @@ def _closed_port() -> int:
 @pytest.mark.parametrize("kind", ["postgresql", "s3"])
 def test_unreachable_store_stops_before_spending_the_token(kind: str, tmp_path) -> None:
     port = _closed_port()
-    url = {"postgresql": f"postgresql://postgres@127.0.0.1:{port}/tokens?table=t",
+    password = "pg-password-never-printed"
+    url = {"postgresql": f"postgresql://postgres:{password}@127.0.0.1:{port}/tokens?table=t",
            "s3": f"s3://{BUCKET}/oauth.json?endpoint_url=http://127.0.0.1:{port}"}[kind]
     with CloseEmulator(seed=73, n_leads=2) as emu:
         track_tokens(emu)
@@ -138,7 +139,7 @@ def test_unreachable_store_stops_before_spending_the_token(kind: str, tmp_path) 
         assert_one_clear_error(run, "token_store", f"127.0.0.1:{port}")
         assert emu.stats["token_refreshes"] == 0
         assert fresh.settings["refresh_token"] in emu.current_refresh_tokens, "not spent"
-        assert_clean([run], emulator_secrets(emu, fresh.settings["refresh_token"]))
+        assert_clean([run], emulator_secrets(emu, fresh.settings["refresh_token"], password))
 
 
 def test_s3_lost_race_adopts_the_winners_token(monkeypatch, caplog) -> None:
