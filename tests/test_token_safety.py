@@ -8,6 +8,7 @@ organizations sharing one OAuth app keep separate chains in the default store.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -16,13 +17,16 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 from tap_close.stores.base import client_slug
 from tests.conftest import oauth_config
 from tests.emulator import CloseEmulator
 from tests.harness import parse_run
-from tests.store_support import FreshRun, postgres_store
+from tests.store_support import AWS_ENV, BUCKET, FreshRun, postgres_store, s3_record, s3_server
 from tests.test_reliability_oauth import assert_one_clear_error, tap_in_a_slow_refresh
 from tests.test_reliability_support import (
     assert_clean,
@@ -209,16 +213,28 @@ def test_auth_output_is_private_and_the_store_locked(tmp_path: Path) -> None:
         assert emu.client_secret not in err
 
 
-def test_auth_seeds_a_postgres_store_for_fresh_runners(tmp_path: Path) -> None:
-    with postgres_store() as (url, query), CloseEmulator(seed=89, n_leads=2) as emu:
+@contextlib.contextmanager
+def shared_store(kind: str) -> Iterator[tuple[str, Callable[[], dict]]]:
+    """(token_store URL, read the one record in it) on a real PostgreSQL or S3 server."""
+    if kind == "postgresql":
+        with postgres_store() as (url, query):
+            yield url, lambda: query("SELECT record FROM tap_close_tokens")[0][0]
+    else:
+        with s3_server() as endpoint:
+            yield (f"s3://{BUCKET}/seeded.json?endpoint_url={endpoint}",
+                   lambda: s3_record(endpoint, "seeded.json"))
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "s3"])
+def test_auth_seeds_a_shared_store_for_fresh_runners(kind: str, tmp_path: Path) -> None:
+    with shared_store(kind) as (url, read), CloseEmulator(seed=89, n_leads=2) as emu:
         track_tokens(emu)
         code = emu.issue_auth_code(REDIRECT)
-        rc, out, err = finish(auth_cli(emu, "--token-store", url, "--code", code))
+        rc, out, err = finish(auth_cli(emu, "--token-store", url, "--code", code, **AWS_ENV))
         assert rc == 0, err
         printed = json.loads(out)
         assert printed["token_store"] == url
-        (seeded,) = [r[0] for r in query("SELECT record FROM tap_close_tokens")]
-        assert seeded["refresh_token"] == printed["refresh_token"]
+        assert read()["refresh_token"] == printed["refresh_token"]
         settings = {**printed, "client_secret": emu.client_secret, "api_url": emu.api_url,
                     "oauth_token_url": emu.token_url}
         run = FreshRun(tmp_path, settings).run("first").assert_ok()
