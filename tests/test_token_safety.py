@@ -179,6 +179,7 @@ def test_auth_requires_and_checks_state(tmp_path: Path) -> None:
             rc, out, err = finish(auth_cli(emu, "--token-store-path", store, "--code", pasted,
                                            *extra))
             assert rc == 1 and expected in err and "Traceback" not in err, err
+            assert emu.client_secret not in out + err and code not in out + err
         # interactively: the printed URL's state must come back
         rc, _, err = finish(auth_cli(emu, "--token-store-path", store),
                             f"{REDIRECT}?code={code}&state=guessed\n")

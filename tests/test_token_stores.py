@@ -19,7 +19,7 @@ import pytest
 from tap_close.auth import CloseOAuth
 from tap_close.stores import open_store
 from tests.emulator import CloseEmulator
-from tests.harness import TapRun
+from tests.harness import TapRun, assert_no_secrets
 from tests.store_support import (
     AWS_ENV,
     BUCKET,
@@ -177,6 +177,7 @@ def test_s3_lost_race_adopts_the_winners_token(monkeypatch, caplog) -> None:
         assert len(got) == 2 and got[0] == got[1], "the loser uses the winner's access token"
         assert emu.stats["token_refreshes"] == 1 and emu.stats["invalid_grants"] == 0
         assert "claimed" in caplog.text and "first" in caplog.text
+        assert_no_secrets(caplog.text, emulator_secrets(emu, token))
         assert sorted(a.refresh_count for a in auths) == [0, 1]
         record = s3_record(endpoint, "race.json")
         assert record["access_token"] == got[0]
