@@ -35,15 +35,14 @@ from tap_close.auth import (
     DEFAULT_TOKEN_URL,
     AuthError,
     CloseOAuth,
-    TokenStore,
     api_key_auth,
-    default_token_store_path,
     defer_signal,
     redact,
 )
 from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient, id_path, new_session
 from tap_close.maps import missing_map_config
 from tap_close.parallel import Prefetcher
+from tap_close.stores import SCHEMES, open_store, url_scheme
 from tap_close.streams import STREAM_TYPES
 from tap_close.streams.changes import EventScan
 
@@ -52,7 +51,8 @@ READ_AHEAD_PER_WORKER = 512 * 1024  # response bytes read ahead and not yet writ
 DEFAULT_CONCURRENCY = 16
 OAUTH_KEYS = ("client_id", "client_secret", "refresh_token")
 STRING_KEYS = (
-    "api_key", *OAUTH_KEYS, "oauth_scopes", "token_store_path", "start_date", "api_url",
+    "api_key", *OAUTH_KEYS, "oauth_scopes", "token_store", "token_store_path", "start_date",
+    "api_url",
     "oauth_token_url", "user_agent",
 )
 BOOLEAN_KEYS = ("track_deletes", "use_export_for_backfill")
@@ -134,6 +134,11 @@ def validate_settings(config: dict[str, Any], known: set[str]) -> None:
     if config.get("token_store_path") is not None and not config["token_store_path"].strip():
         raise ConfigError("token_store_path is empty: set a file path, or remove it for the "
                           "default location")
+    store = config.get("token_store")
+    if store is not None and url_scheme(store) not in SCHEMES:
+        raise ConfigError("token_store must be a file://, postgresql:// or s3:// URL")
+    if store and config.get("token_store_path"):
+        raise ConfigError("Set token_store or token_store_path, not both")
     for key in BOOLEAN_KEYS:
         if config.get(key) is not None and not isinstance(config[key], bool):
             raise ConfigError(f"{key} must be true or false")
@@ -177,10 +182,14 @@ SETTINGS = th.PropertiesList(
     th.Property("oauth_scopes", th.StringType, title="OAuth scopes",
                 description="Space-separated scopes sent with token requests "
                 "(default: none, the app's defaults)."),
+    th.Property("token_store", th.StringType, secret=True, title="Token store",
+                description="Where the latest rotated refresh token is kept, as a URL: "
+                "file:///path.json, postgresql://user@host/db?table=tap_close_tokens (extra "
+                "`postgres`) or s3://bucket/key?endpoint_url=... (extra `s3`). Default: a "
+                "file per client id and chain under $XDG_STATE_HOME/tap-close/ or "
+                "~/.local/state/tap-close/."),
     th.Property("token_store_path", th.StringType, title="Token store path",
-                description="File that keeps the latest rotated refresh token (default: "
-                "$XDG_STATE_HOME/tap-close/ or ~/.local/state/tap-close/, one per client "
-                "id)."),
+                description="File form of token_store (a plain path); set one of the two."),
     th.Property("start_date", th.DateTimeType, title="Start date",
                 description="Earliest date_updated/date_created to extract (ISO 8601). "
                 "Default: everything."),
@@ -285,12 +294,13 @@ class TapClose(Tap):
         cfg = self.config
         if cfg.get("api_key"):
             return api_key_auth(cfg["api_key"])
-        path = cfg.get("token_store_path") or default_token_store_path(cfg["client_id"])
+        store = open_store(client_id=cfg["client_id"], refresh_token=cfg["refresh_token"],
+                           url=cfg.get("token_store"), path=cfg.get("token_store_path"))
         return CloseOAuth(
             client_id=cfg["client_id"],
             client_secret=cfg["client_secret"],
             refresh_token=cfg["refresh_token"],
-            store=TokenStore(Path(path)),
+            store=store,
             token_url=cfg.get("oauth_token_url") or DEFAULT_TOKEN_URL,
             scopes=cfg.get("oauth_scopes"),
             user_agent=cfg.get("user_agent"),

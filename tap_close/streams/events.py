@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from tap_close import schemas
 from tap_close.streams.base import UTC, CloseStream, format_ts
 from tap_close.streams.changes import RETENTION, SETTLE, iter_events
+from tap_close.streams.collaboration import strip_secrets
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -18,6 +19,7 @@ class EventsStream(CloseStream):
 
     Each run reads [bookmark, now - 5 min): Close may still re-order or consolidate the
     newest events. An event consolidated later (same id, new date_updated) is emitted again.
+    Secret fields in `data`/`previous_data` are dropped as in the objects' own streams.
     """
 
     name = "events"
@@ -48,6 +50,8 @@ class EventsStream(CloseStream):
             if event.get("id") in seen:
                 continue  # the same event twice across pages
             seen.add(str(event.get("id")))
+            for payload in ("data", "previous_data"):  # e.g. a webhook's signing key
+                strip_secrets(event.get(payload))
             yield event
         yield self.update_state(context, replication_key=self.replication_key,
                                 replication_key_value=format_ts(upper))
