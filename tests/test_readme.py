@@ -101,6 +101,11 @@ COVERED = {
     "curl -s -X POST http://127.0.0.1:8765/_emulator/clock -d '{\"minutes\": 10}'": HERE,
     'make emulator EMULATOR_ARGS="--port 9000 --leads 1000"': HERE,
     "make bench": "installs tap-closeio from PyPI and runs for minutes (tests/bench.py)",
+    # Token stores
+    "pip install 'tap-close[postgres]'": "needs the published package; `make install` installs "
+                                         "psycopg and boto3 with the test extra",
+    "tap-close-auth --token-store URL ...": "tests/test_token_safety.py::"
+                                            "test_auth_seeds_a_shared_store_for_fresh_runners",
 }
 
 
@@ -181,14 +186,27 @@ def test_tap_close_auth_against_the_emulator(tmp_path: Path) -> None:
     redirect = "https://example.com/close/callback"
     with CloseEmulator(client_id="oa2client_...", client_secret="...") as emu:
         code = emu.issue_auth_code(redirect)
-        proc = shell(command, stdin=f"{redirect}?code={code}\n", env={
-            "TAP_CLOSE_OAUTH_TOKEN_URL": emu.token_url, "XDG_STATE_HOME": str(tmp_path)})
+        env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}",
+               "TAP_CLOSE_OAUTH_TOKEN_URL": emu.token_url, "XDG_STATE_HOME": str(tmp_path)}
+        proc = subprocess.Popen(["bash", "-c", command], cwd=ROOT, env=env, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        assert proc.stderr is not None and proc.stdin is not None
+        shown = ""
+        while "state=" not in shown:  # as a person would: the printed URL, then the paste
+            line = proc.stderr.readline()
+            assert line, "no authorize URL printed"
+            shown += line
+        state = re.search(r"[?&]state=([^&\s]+)", shown)
+        assert state and "https://app.close.com/oauth2/authorize/" in shown
+        out, err = proc.communicate(f"{redirect}?code={code}&state={state.group(1)}\n",
+                                    timeout=120)
         live = emu.current_refresh_tokens
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "https://app.close.com/oauth2/authorize/" in proc.stderr
-    config = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert proc.returncode == 0, err[-2000:]
+    config = json.loads(out[out.index("{"):])
     assert config["refresh_token"] in live
-    assert Path(config["token_store_path"]).is_file()
+    stores = [p for p in tmp_path.rglob("*.json") if config["refresh_token"] in p.read_text()]
+    assert stores, "the default token store (under $XDG_STATE_HOME) holds the new chain"
 
 
 # --- the emulator and its control endpoint ------------------------------------------------------
