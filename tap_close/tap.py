@@ -49,7 +49,7 @@ STRING_KEYS = (
     "api_key", *OAUTH_KEYS, "oauth_scopes", "token_store_path", "start_date", "api_url",
     "oauth_token_url", "user_agent",
 )
-BOOLEAN_KEYS = ("track_deletes", "use_export_for_backfill")
+BOOLEAN_KEYS = ("track_deletes", "use_export_for_backfill", "emit_activate_version_messages")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -76,11 +76,15 @@ def _check_url(config: dict[str, Any], key: str) -> None:
         raise ConfigError(msg)
 
 
-def validate_settings(config: dict[str, Any], known: set[str]) -> None:
+def unknown_settings(config: dict[str, Any]) -> list[str]:
+    """Keys that are neither the tap's settings nor the SDK's built-in ones (this SDK's)."""
+    schema = SETTINGS.to_dict()
+    TapClose.append_builtin_config(schema)
+    return sorted(k for k in config if k not in schema["properties"])
+
+
+def validate_settings(config: dict[str, Any]) -> None:
     """Check the settings before anything else looks at them, without echoing values."""
-    unknown = sorted(k for k in config if k not in known)
-    if unknown:
-        raise ConfigError(f"Unknown setting(s): {', '.join(unknown)}")
     for key in STRING_KEYS:
         if key in config and config[key] is not None and not isinstance(config[key], str):
             raise ConfigError(f"{key} must be a string")
@@ -174,6 +178,11 @@ SETTINGS = th.PropertiesList(
     th.Property("track_deletes", th.BooleanType, default=True, title="Track deletes",
                 description="Emit tombstone records (with `_sdc_deleted_at`) for objects "
                 "deleted in Close, from the event log."),
+    # The SDK's own setting, declared here for its default (the SDK's is false).
+    th.Property("emit_activate_version_messages", th.BooleanType, default=True,
+                title="Emit ACTIVATE_VERSION messages",
+                description="Send ACTIVATE_VERSION messages for full-table streams, so that "
+                "targets can mark rows that vanished from Close."),
 )
 
 
@@ -240,10 +249,10 @@ class TapClose(Tap):
         return config
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        schema = SETTINGS.to_dict()
-        self.append_builtin_config(schema)
-        known = set(schema["properties"])
-        validate_settings(dict(self._config), known)
+        config = dict(self._config)
+        validate_settings(config)
+        for key in unknown_settings(config):  # a typo, or a newer SDK's setting: not fatal
+            self.logger.warning("Unknown setting %r: ignored (see `tap-close --about`)", key)
         return super()._validate_config(raise_errors=raise_errors)
 
     @cached_property

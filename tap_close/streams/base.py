@@ -167,8 +167,9 @@ class CloseStream(Stream):
 
     @property
     def emit_activate_version_messages(self) -> bool:
-        """Full-table streams send ACTIVATE_VERSION so targets can drop vanished rows."""
-        return True
+        """Full-table streams send ACTIVATE_VERSION (so targets can drop vanished rows) unless
+        the `emit_activate_version_messages` setting is false."""
+        return bool(self.config.get("emit_activate_version_messages", True))
 
     @cached_property
     def _everything_selected(self) -> bool:
@@ -181,6 +182,14 @@ class CloseStream(Stream):
         if partition_context or self.child_streams:
             super()._process_record(record, child_context=child_context,
                                     partition_context=partition_context)
+
+    def _write_starting_replication_value(self, context: Context | None) -> None:
+        """Once per context and run: a stream read ahead (`Prefetcher`) has it already."""
+        done: set = self.__dict__.setdefault("_starting_values_written", set())
+        key = repr(sorted((context or {}).items()))
+        if key not in done:
+            done.add(key)
+            super()._write_starting_replication_value(context)
 
     def _write_record_message(self, record: dict) -> None:
         """The SDK's RECORD step without its per-record generator, and without the

@@ -1,0 +1,118 @@
+"""SDK features for every stream, contacts included: BATCH, --test, selection, metrics,
+settings, the input catalog, stream maps; the real CLI against the emulator."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tests.conftest import api_key_config
+from tests.emulator import CloseEmulator
+from tests.emulator.data import STREAMS
+from tests.harness import run_tap
+from tests.test_reliability_faults import truth
+
+#: Streams the tap reads up to 5 minutes before the run (Close's advice): not compared.
+NOT_COMPARED = {"events"}
+
+
+def messages(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith('{"type"')]
+
+
+def metric_counts(stderr: str) -> dict[str, int]:
+    """record_count per stream from the SDK's METRIC log lines."""
+    counts: dict[str, int] = {}
+    for line in stderr.splitlines():
+        if "METRIC:" in line and '"record_count"' in line:
+            point = json.loads(line.split("METRIC:", 1)[1])
+            stream = point["tags"]["stream"]
+            counts[stream] = counts.get(stream, 0) + point["value"]
+    return counts
+
+
+def select_only(catalog: dict, *names: str) -> dict:
+    for entry in catalog["streams"]:
+        for md in entry["metadata"]:
+            if md["breadcrumb"] == []:
+                md["metadata"]["selected"] = entry["tap_stream_id"] in names
+    return catalog
+
+
+def discover(emu: CloseEmulator) -> dict:
+    return json.loads(run_tap(api_key_config(emu), "--discover").assert_ok().stdout)
+
+
+def test_batch_jsonl_for_every_stream(emulator: CloseEmulator, tmp_path: Path) -> None:
+    batch = {"encoding": {"format": "jsonl", "compression": "gzip"},
+             "storage": {"root": f"file://{tmp_path}", "prefix": "batch-"}}
+    run = run_tap(api_key_config(emulator, batch_config=batch)).assert_ok()
+    sent = messages(run.stdout)
+    assert not [m for m in sent if m["type"] == "RECORD"]
+    rows: dict[str, list[dict]] = {}
+    for message in sent:
+        if message["type"] == "BATCH":
+            for url in message["manifest"]:
+                with gzip.open(urlparse(url).path, "rt") as lines:
+                    rows.setdefault(message["stream"], []).extend(map(json.loads, lines))
+    keys = {m["stream"]: m["key_properties"][0] for m in sent if m["type"] == "SCHEMA"}
+    assert len(keys) == 57 and "contacts" in rows
+    for stream in set(keys) & set(STREAMS) - NOT_COMPARED:
+        assert {r[keys[stream]] for r in rows.get(stream, [])} == truth(emulator, stream), stream
+
+
+def test_test_mode_limits_every_stream_to_one_record(emulator: CloseEmulator) -> None:
+    run = run_tap(api_key_config(emulator), "--test=all").assert_ok()
+    counts = {s: len(r) for s, r in run.records.items()}
+    assert counts["leads"] == 1 and set(counts.values()) == {1}, counts
+    # contacts come from the one lead read: one of its contacts, if it has any
+    lead = run.records["leads"][0]["id"]
+    has_contacts = any(c["lead_id"] == lead for c in emulator.records("contacts"))
+    assert counts.get("contacts", 0) == int(has_contacts)
+    assert "contacts" in run.schemas
+
+
+def test_contacts_alone_report_their_metrics(emulator: CloseEmulator) -> None:
+    catalog = select_only(discover(emulator), "contacts")
+    run = run_tap(api_key_config(emulator), catalog=catalog).assert_ok()
+    assert set(run.records) == {"contacts"}
+    assert run.ids("contacts") == emulator.truth("contacts")
+    assert metric_counts(run.stderr)["contacts"] == len(emulator.truth("contacts"))
+    assert list(run.schemas) == ["contacts"]
+
+
+def test_catalog_logs_and_readme_agree_on_replication(emulator: CloseEmulator) -> None:
+    catalog = {e["tap_stream_id"]: e for e in discover(emulator)["streams"]}
+    methods = {name: entry["replication_method"] for name, entry in catalog.items()}
+    assert methods["contacts"] == methods["custom_objects"] == "INCREMENTAL"
+    readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
+    for name in ("contacts", "custom_objects"):
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}`"))
+        assert "incremental" in row.split("|")[4], row
+    run = run_tap(api_key_config(emulator)).assert_ok()
+    started = re.findall(r"Starting incremental sync of '(\w+)'", run.stderr)
+    incremental = {name for name, method in methods.items() if method == "INCREMENTAL"}
+    assert sorted(started) == sorted(incremental), "each incremental stream logs it once"
+
+
+def test_unknown_and_sdk_settings(emulator: CloseEmulator) -> None:
+    """SDK settings are accepted silently; an unknown key is one WARNING naming it."""
+    config = api_key_config(
+        emulator, emit_activate_version_messages=False, faker_config={"seed": 1},
+        flattening_enabled=False, stream_map_config={}, apikey="x", start_dat="2024-01-01")
+    run = run_tap(config).assert_ok()
+    warnings = [line for line in run.stderr.splitlines() if "Unknown setting" in line]
+    assert len(warnings) == 2 and "'apikey'" in warnings[0] and "'start_dat'" in warnings[1]
+    assert "WARNING" in warnings[0]
+    assert not [m for m in messages(run.stdout) if m["type"] == "ACTIVATE_VERSION"]
+    assert run.ids("leads") == emulator.truth("leads")
+
+
+def test_activate_version_only_for_full_table_streams(emulator: CloseEmulator) -> None:
+    run = run_tap(api_key_config(emulator)).assert_ok()
+    activated = {m["stream"] for m in messages(run.stdout) if m["type"] == "ACTIVATE_VERSION"}
+    assert "users" in activated
+    assert not activated & {"leads", "contacts", "opportunities", "custom_objects"}
