@@ -116,3 +116,23 @@ def test_activate_version_only_for_full_table_streams(emulator: CloseEmulator) -
     activated = {m["stream"] for m in messages(run.stdout) if m["type"] == "ACTIVATE_VERSION"}
     assert "users" in activated
     assert not activated & {"leads", "contacts", "opportunities", "custom_objects"}
+
+
+def test_input_catalog_schema_drops_properties(emulator: CloseEmulator) -> None:
+    """A property removed from the catalog's schema is in no RECORD (nor asked for)."""
+    catalog = select_only(discover(emulator), "leads", "contacts", "opportunities")
+    entries = {e["tap_stream_id"]: e for e in catalog["streams"]}
+    contact_field = next(name for name in entries["contacts"]["schema"]["properties"]
+                         if name.startswith("custom_cf_"))
+    dropped = {"leads": {"description", "contacts"}, "contacts": {contact_field, "title"},
+               "opportunities": {"note"}}
+    for stream, names in dropped.items():
+        for name in names:
+            del entries[stream]["schema"]["properties"][name]
+    run = run_tap(api_key_config(emulator), catalog=catalog).assert_ok()
+    for stream, names in dropped.items():
+        assert run.ids(stream) == emulator.truth(stream), stream
+        assert not names & set(run.schemas[stream]["properties"]), stream
+        assert all(not names & set(r) for r in run.records[stream]), stream
+    fields = [e["params"]["_fields"] for e in emulator.request_log if e["path"] == "/api/v1/lead/"]
+    assert fields and all("description" not in f.split(",") for f in fields)

@@ -151,7 +151,8 @@ class CloseStream(Stream):
         """API field names for the selected properties (custom columns map back to `custom.`)."""
         fields = []
         for name in self.schema["properties"]:
-            if name != "id" and not self.mask.get(("properties", name), True):
+            if name != "id" and (name not in self._known_keys
+                                 or not self.mask.get(("properties", name), True)):
                 continue
             if self.custom_object and name.startswith("custom_cf_"):
                 fields.append(CUSTOM_KEY + name[len("custom_") :])
@@ -244,7 +245,16 @@ class CloseStream(Stream):
 
     @cached_property
     def _known_keys(self) -> frozenset[str]:
-        return frozenset(self.schema["properties"])
+        return frozenset(self.known_columns())
+
+    def known_columns(self) -> set[str]:
+        """The columns records carry: the effective schema's (an input catalog's schema may
+        drop some, as the SDK's conformance would), and always the primary and replication
+        keys (paging and state need them)."""
+        keys = set(self.effective_schema["properties"]) | set(self.primary_keys or ())
+        if self.replication_key:
+            keys.add(self.replication_key)
+        return keys
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         """Keep the schema's keys (custom fields renamed to typed columns), UTC timestamps.

@@ -72,6 +72,11 @@ class LeadsStream(EventReplay, IncrementalStream):
             fields.append(self.replication_key)
         return fields
 
+    def known_columns(self) -> set[str]:
+        contacts = self._contacts
+        extra = {"contacts"} if contacts is not None and contacts.selected else set()
+        return super().known_columns() | extra
+
     @property
     def _contacts(self) -> ContactsStream | None:
         contacts = self._tap.streams.get("contacts")
@@ -118,6 +123,8 @@ class LeadsStream(EventReplay, IncrementalStream):
         if not lead.get("_sdc_deleted_at"):  # a tombstone's contacts have their own events
             contacts.send({**contact, "lead_id": lead.get("id")}
                           for contact in lead.get("contacts") or [])
+        if "contacts" not in self.effective_schema["properties"]:
+            lead.pop("contacts", None)  # kept for the contacts stream only
         if not self.selected:
             # Contacts alone are selected: the lead bookmark must still advance (after them).
             self._increment_stream_state(lead)
