@@ -480,7 +480,7 @@ def expected_pg_types(field_def: dict[str, Any]) -> set[str]:
         "number": {"numeric", "float8", "int8"},
         "date": {"date"},
         "datetime": {"timestamp", "timestamptz"},
-        "hidden": {"jsonb", "json"},
+        "hidden": {"text", "varchar"},  # JSON text
     }.get(field_def["type"], {"text", "varchar"})
 
 

@@ -136,3 +136,20 @@ def test_input_catalog_schema_drops_properties(emulator: CloseEmulator) -> None:
         assert all(not names & set(r) for r in run.records[stream]), stream
     fields = [e["params"]["_fields"] for e in emulator.request_log if e["path"] == "/api/v1/lead/"]
     assert fields and all("description" not in f.split(",") for f in fields)
+
+
+def test_stream_map_with_faker_and_flattening(emulator: CloseEmulator) -> None:
+    maps = {"contacts": {"email_fake": "fake.email()", "emails": "__NULL__"}}
+    config = api_key_config(emulator, stream_maps=maps, faker_config={"seed": 3},
+                            flattening_enabled=True, flattening_max_depth=1)
+    run = run_tap(config).assert_ok()
+    assert run.ids("contacts") == emulator.truth("contacts")
+    for contact in run.records["contacts"]:
+        assert "@" in contact["email_fake"] and "emails" not in contact
+    assert "email_fake" in run.schemas["contacts"]["properties"]
+    leads = run.records["leads"]
+    assert any(lead.get("primary_email__email") for lead in leads)
+    for stream, records in run.records.items():  # flattened records match flattened schemas
+        columns = set(run.schemas[stream]["properties"])
+        for record in records:  # (the SDK keeps a null object under its own name)
+            assert all(record[k] is None for k in set(record) - columns), stream

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import math
 from collections.abc import Callable, Generator, Iterable, Iterator
 from functools import cached_property
@@ -176,10 +177,23 @@ class CloseStream(Stream):
     def _everything_selected(self) -> bool:
         return all(self.mask.values())
 
+    @cached_property
+    def _json_text_columns(self) -> tuple[str, ...]:
+        """Free-form columns, sent as JSON text (see `schemas.JSON_TEXT`)."""
+        return tuple(name for name, prop in self.schema["properties"].items()
+                     if prop.get("contentMediaType") == "application/json")
+
     def _process_record(self, record: dict, child_context: Context | None = None,
                         partition_context: Context | None = None) -> None:
-        """The SDK's step, skipped when there is no partition and no child stream (hot path:
+        """Free-form values become JSON text (here: the one step the SDK runs once per record
+        before RECORD or BATCH output and stream maps; `post_process` may run twice on a row).
+        Then the SDK's step, skipped when there is no partition and no child stream (hot path:
         it would only make and copy an empty child context per record)."""
+        for key in self._json_text_columns:
+            value = record.get(key)
+            if value is not None:
+                record[key] = json.dumps(value, separators=(",", ":"), ensure_ascii=False,
+                                         default=str)
         if partition_context or self.child_streams:
             super()._process_record(record, child_context=child_context,
                                     partition_context=partition_context)
