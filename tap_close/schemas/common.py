@@ -15,7 +15,10 @@ JSONDict = dict[str, t.Any]
 ANY_JSON_TYPES = ("object", "array", "string", "number", "boolean", "null")
 
 ID = th.Property("id", th.StringType, required=True)
-FREE_FORM = th.ObjectType()  # really free-form objects (AI summaries, queries, event payloads)
+# Really free-form objects (AI summaries, queries, event payloads). No `properties` key: the
+# SDK's flattening would drop an object with empty `properties` from the SCHEMA yet still
+# flatten its values into the RECORDs; without it, a flattened object is one JSON text column.
+FREE_FORM = th.CustomType({"type": ["object", "null"], "additionalProperties": True})
 #: Any JSON value (hidden custom fields, undocumented fields) travels as JSON text: a string
 #: every loader accepts (pipelinewise-target-postgres and target-duckdb reject a union of every
 #: JSON type). `contentMediaType` marks these columns; the stream encodes their values.
