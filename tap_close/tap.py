@@ -16,13 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.contrib.msgspec import encoder as sdk_encoder
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.singerlib import Message, RecordMessage
 
 from tap_close import __version__, parallel
@@ -38,6 +35,7 @@ from tap_close.auth import (
 )
 from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient
 from tap_close.parallel import Prefetcher
+from tap_close.sdk_compat import TapHooks, environment_config
 from tap_close.streams import STREAM_TYPES
 from tap_close.streams.changes import EventScan
 
@@ -218,7 +216,7 @@ class LineWriter(MsgSpecWriter):
         self._target.flush()
 
 
-class TapClose(Tap):
+class TapClose(TapHooks):
     """Singer tap for Close CRM, with API-key or OAuth (rotating refresh token) auth."""
 
     name = "tap-close"
@@ -228,8 +226,8 @@ class TapClose(Tap):
 
     config_jsonschema = SETTINGS.to_dict()
 
-    @classproperty
-    def _env_var_config(cls) -> dict[str, Any]:
+    @classmethod
+    def env_config(cls) -> dict[str, Any]:
         """Settings from TAP_CLOSE_* variables (`--config ENV`), with numbers parsed here: the
         SDK keeps `number` settings as text and dies with a bare ValueError on `integer` ones."""
         schema = cls.config_jsonschema
@@ -238,22 +236,20 @@ class TapClose(Tap):
                    if {"integer", "number"} & _json_types(prop)}
         as_text = {name: {"type": ["string"]} for name in numeric}
         lenient = {**schema, "properties": {**schema["properties"], **as_text}}
-        config = parse_environment_config(lenient, cls._env_var_prefix)
+        config = environment_config(lenient, cls.env_prefix())
         for name in numeric.keys() & config.keys():
             text = str(config[name]).strip()
             try:
                 config[name] = int(text) if "integer" in numeric[name] else float(text)
             except ValueError:
-                variable = cls._env_var_prefix + name.upper().replace("-", "_")
+                variable = cls.env_prefix() + name.upper().replace("-", "_")
                 raise ConfigError(f"{variable} ({name}) must be a number") from None
         return config
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        config = dict(self._config)
+    def check_settings(self, config: dict[str, Any]) -> None:
         validate_settings(config)
         for key in unknown_settings(config):  # a typo, or a newer SDK's setting: not fatal
             self.logger.warning("Unknown setting %r: ignored (see `tap-close --about`)", key)
-        return super()._validate_config(raise_errors=raise_errors)
 
     @cached_property
     def authenticator(self) -> Any:
@@ -344,7 +340,7 @@ class TapClose(Tap):
             getattr(self.authenticator, "refresh_count", 0),
         )
 
-    def _handle_termination(self, signum: int, frame: Any) -> None:
+    def on_stop_signal(self, signum: int, frame: Any) -> None:
         """SIGTERM/SIGINT: stop now with one line and exit 128 + signal (the run is incomplete;
         the last STATE message written is where the next run resumes). A refresh token being
         rotated is saved first."""

@@ -10,12 +10,9 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from singer_sdk.helpers._catalog import pop_deselected_record_properties
-from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
-from singer_sdk.streams import Stream
 
 from tap_close import parallel
 from tap_close.client import (
@@ -27,6 +24,12 @@ from tap_close.client import (
     key_page_decoder,
 )
 from tap_close.schemas import custom_field_column, custom_field_properties
+from tap_close.sdk_compat import (
+    StreamHooks,
+    pop_deselected_record_properties,
+    stream_version,
+    utc_now,
+)
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -109,7 +112,7 @@ class Deferred:
         self.apply = apply
 
 
-class CloseStream(Stream):
+class CloseStream(StreamHooks):
     """A Close list endpoint read with `_skip`/`_limit` paging (full table)."""
 
     # Close sends JSON-native values; post_process keeps only the schema's keys.
@@ -183,8 +186,8 @@ class CloseStream(Stream):
         return tuple(name for name, prop in self.schema["properties"].items()
                      if prop.get("contentMediaType") == "application/json")
 
-    def _process_record(self, record: dict, child_context: Context | None = None,
-                        partition_context: Context | None = None) -> None:
+    def process_record(self, record: dict, child_context: Context | None,
+                       partition_context: Context | None) -> None:
         """Free-form values become JSON text (here: the one step the SDK runs once per record
         before RECORD or BATCH output and stream maps; `post_process` may run twice on a row).
         Then the SDK's step, skipped when there is no partition and no child stream (hot path:
@@ -195,18 +198,17 @@ class CloseStream(Stream):
                 record[key] = json.dumps(value, separators=(",", ":"), ensure_ascii=False,
                                          default=str)
         if partition_context or self.child_streams:
-            super()._process_record(record, child_context=child_context,
-                                    partition_context=partition_context)
+            super().process_record(record, child_context, partition_context)
 
-    def _write_starting_replication_value(self, context: Context | None) -> None:
+    def write_starting_value(self, context: Context | None) -> None:
         """Once per context and run: a stream read ahead (`Prefetcher`) has it already."""
         done: set = self.__dict__.setdefault("_starting_values_written", set())
         key = repr(sorted((context or {}).items()))
         if key not in done:
             done.add(key)
-            super()._write_starting_replication_value(context)
+            super().write_starting_value(context)
 
-    def _write_record_message(self, record: dict) -> None:
+    def write_record(self, record: dict) -> None:
         """The SDK's RECORD step without its per-record generator, and without the
         deselected-property walk when nothing is deselected (hot path)."""
         if not self._everything_selected:
@@ -223,7 +225,7 @@ class CloseStream(Stream):
         if mapped is None:
             return None
         return RecordMessage(stream=stream_map.stream_alias, record=mapped,
-                             version=self._stream_version, time_extracted=utc_now())
+                             version=stream_version(self), time_extracted=utc_now())
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
         """Records of this stream; an endpoint the credential may not use is skipped.
@@ -455,7 +457,7 @@ class IncrementalStream(CloseStream):
         return (self.is_sorted and self.state_partitioning_keys is None
                 and self.replication_method == REPLICATION_INCREMENTAL)
 
-    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
+    def advance_bookmark(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Also remember the ids at the bookmark, so the next run does not repeat them."""
         if self._replaying:
             return
@@ -467,7 +469,7 @@ class IncrementalStream(CloseStream):
             state["replication_key"] = self.replication_key  # as the SDK does, without its
             state["replication_key_value"] = value  # per-record layers (hot path)
         else:
-            super()._increment_stream_state(latest_record, context=context)
+            super().advance_bookmark(latest_record, context=context)
         after = state.get("replication_key_value")
         if after != before:
             state["bookmark_ids"] = [latest_record["id"]]

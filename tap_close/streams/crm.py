@@ -114,7 +114,7 @@ class LeadsStream(EventReplay, IncrementalStream):
     def get_child_context(self, record: dict, context: Context | None) -> dict:
         return {"lead": record}
 
-    def _sync_children(self, child_context: Context | None) -> None:
+    def sync_children(self, child_context: Context | None) -> None:
         """Hand the lead's embedded contacts to the contacts sync: no request, no state."""
         contacts = self._contacts
         if not child_context or contacts is None:
@@ -127,7 +127,7 @@ class LeadsStream(EventReplay, IncrementalStream):
             lead.pop("contacts", None)  # kept for the contacts stream only
         if not self.selected:
             # Contacts alone are selected: the lead bookmark must still advance (after them).
-            self._increment_stream_state(lead)
+            self.advance_bookmark(lead)
 
 
 class ContactsStream(FedChild, CloseStream):
