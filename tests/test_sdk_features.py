@@ -153,3 +153,29 @@ def test_stream_map_with_faker_and_flattening(emulator: CloseEmulator) -> None:
         columns = set(run.schemas[stream]["properties"])
         for record in records:  # (the SDK keeps a null object under its own name)
             assert all(record[k] is None for k in set(record) - columns), stream
+
+
+def readme_deletes() -> dict[str, bool]:
+    """stream -> the README's stream tables say it gets tombstones ("deletes" column)."""
+    readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
+    found: dict[str, bool] = {}
+    column = None
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| stream |"):
+            column = cells.index("deletes")
+        elif line.startswith("| `") and column is not None:
+            for name in re.findall(r"`(\w+)`", cells[0]):
+                found[name] = cells[column].startswith("yes")
+        elif not line.startswith("|"):
+            column = None
+    return found
+
+
+def test_tombstone_column_only_where_tombstones_come(emulator: CloseEmulator) -> None:
+    """`_sdc_deleted_at` is declared exactly by the streams that send tombstones."""
+    catalog = discover(emulator)
+    declared = {e["tap_stream_id"]: "_sdc_deleted_at" in e["schema"]["properties"]
+                for e in catalog["streams"]}
+    assert declared == readme_deletes()
+    assert not declared["custom_activity_types"] and not declared["unsubscribed_emails"]

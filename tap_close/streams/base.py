@@ -23,7 +23,7 @@ from tap_close.client import (
     endpoint_group,
     key_page_decoder,
 )
-from tap_close.schemas import custom_field_column, custom_field_properties
+from tap_close.schemas import DELETED_AT, custom_field_column, custom_field_properties
 from tap_close.sdk_compat import (
     StreamHooks,
     pop_deselected_record_properties,
@@ -127,6 +127,8 @@ class CloseStream(StreamHooks):
     use_fields_param: ClassVar[bool] = False
     #: Fixed query parameters of the list endpoint.
     list_params: ClassVar[dict[str, str]] = {}
+    #: The stream sends tombstones (records with `_sdc_deleted_at`): only then has the column.
+    emits_tombstones: ClassVar[bool] = False
 
     _tap: TapClose
     _replaying = False  # True while replaying events (older records: no bookmark change)
@@ -142,6 +144,10 @@ class CloseStream(StreamHooks):
     @cached_property
     def schema(self) -> dict:
         schema = {**self.static_schema, "properties": dict(self.static_schema["properties"])}
+        if not self.emits_tombstones:  # the object can be deleted, but this stream never says
+            schema["properties"].pop(DELETED_AT.name, None)
+        elif DELETED_AT.name not in schema["properties"]:
+            schema["properties"].update(DELETED_AT.to_dict())
         if self.custom_object:
             definitions = self._tap.custom_field_definitions(self.custom_object)
             schema["properties"].update(custom_field_properties(definitions))
@@ -255,7 +261,24 @@ class CloseStream(StreamHooks):
         return Deferred(lambda: self.get_context_state(context).update(values))
 
     def read_records(self, context: Context | None) -> Iterable[Any]:
-        """Rows, `KeyPage`s of rows (decoded when written) and `Deferred` state changes."""
+        """The stream's data, in the order it must be written. The contract for overrides:
+
+        - Yields raw rows (dicts as Close sends them: `post_process` maps and normalises them
+          later), `KeyPage`s of rows (raw bytes, decoded only when written) and `Deferred`
+          state changes. Nothing else.
+        - May run in a worker thread, ahead of its turn (`Prefetcher`), while the main thread
+          writes other streams: it must not write messages nor change anything the writer
+          uses. It may read its own state (`self.get_context_state(context)` exists before it
+          runs) and make requests through `self.client` (thread-safe).
+        - State changes are never made directly: they are yielded as `Deferred`
+          (`self.update_state(...)`,
+          `self.replaying(...)`): they apply in the main thread once every row yielded before
+          them has been written, so STATE never runs ahead of the data.
+        - Streams with an event log (`EventReplay`) end with `yield from self.replay(context)`
+          after their main pass (the mixin's `read_records` does it for the default pass; an
+          override must keep it, on every path, or deletes and edits are lost).
+        - Errors propagate to the main thread when the stream is written.
+        """
         yield from self.client.raw_pages(
             self.path, self.base_params(context), page_size=self.page_size)
 

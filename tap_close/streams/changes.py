@@ -87,6 +87,7 @@ class EventReplay(_Base):
     event_object_types: ClassVar[tuple[str, ...]] = ()
     replay_updates: ClassVar[bool] = False
     replay_creates: ClassVar[bool] = False  # for streams read only through the event log
+    emits_tombstones = True
     _tap: TapClose
     _replaying = False
 

@@ -143,6 +143,7 @@ class ContactsStream(FedChild, CloseStream):
     static_schema = schemas.CONTACT
     custom_object = "contact"
     parent_stream_type = LeadsStream
+    emits_tombstones = True  # from the leads' event replay
     state_partitioning_keys = ()
     replication_key = "date_updated"
     is_sorted = False
