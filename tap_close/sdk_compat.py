@@ -96,6 +96,13 @@ class StreamHooks(Stream):
         """Sync the child streams for one record (the SDK: one child sync per record)."""
         super()._sync_children(child_context)
 
+    def _write_state_message(self) -> None:
+        self.write_state_message()
+
+    def write_state_message(self) -> None:
+        """Write a STATE message if the state changed since the last one."""
+        super()._write_state_message()
+
     def _write_starting_replication_value(self, context: Context | None) -> None:
         self.write_starting_value(context)
 

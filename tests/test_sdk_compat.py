@@ -26,7 +26,7 @@ USED_BY: dict[str, str] = {
     "Stream._increment_stream_state": "self._increment_stream_state(",
     "Stream._sync_children": "self._sync_children(",
     "Stream._write_starting_replication_value": "self._write_starting_replication_value(",
-    "Stream._write_state_message": "def _write_state_message(",
+    "Stream._write_state_message": "self._write_state_message(",
     "Stream._stream_version": "self._stream_version",
     "Stream._tap": "self._tap = tap",
     "Tap._env_var_config": "self._env_var_config",

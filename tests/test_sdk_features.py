@@ -179,3 +179,32 @@ def test_tombstone_column_only_where_tombstones_come(emulator: CloseEmulator) ->
                 for e in catalog["streams"]}
     assert declared == readme_deletes()
     assert not declared["custom_activity_types"] and not declared["unsubscribed_emails"]
+
+
+def batch_rows(message: dict) -> list[dict]:
+    rows: list[dict] = []
+    for url in message["manifest"]:
+        with gzip.open(urlparse(url).path, "rt") as lines:
+            rows.extend(map(json.loads, lines))
+    return rows
+
+
+def test_batch_state_never_runs_ahead_of_contacts(emulator: CloseEmulator,
+                                                  tmp_path: Path) -> None:
+    """With BATCH output, every STATE follows the contacts of the leads batched before it."""
+    batch = {"encoding": {"format": "jsonl", "compression": "gzip"}, "batch_size": 7,
+             "storage": {"root": f"file://{tmp_path}", "prefix": "batch-"}}
+    catalog = select_only(discover(emulator), "leads", "contacts")
+    run = run_tap(api_key_config(emulator, batch_config=batch), catalog=catalog).assert_ok()
+    lead_of = {c["id"]: c["lead_id"] for c in emulator.records("contacts")}
+    sent: dict[str, set[str]] = {"leads": set(), "contacts": set()}
+    states = 0
+    for message in messages(run.stdout):
+        if message["type"] == "BATCH":
+            sent[message["stream"]] |= {r["id"] for r in batch_rows(message)}
+        elif message["type"] == "STATE" and sent["leads"]:
+            states += 1
+            owed = {c for c, lead in lead_of.items() if lead in sent["leads"]}
+            assert owed <= sent["contacts"], f"STATE {states} before contacts of its leads"
+    assert states > 3 and sent["contacts"] == set(lead_of)
+    assert sent["leads"] == emulator.truth("leads")

@@ -96,6 +96,19 @@ class LeadsStream(EventReplay, IncrementalStream):
             feed, contacts.feed = contacts.feed, None
             feed.close()
 
+    def write_state_message(self) -> None:
+        """With BATCH output, the contacts of the leads written so far may still be in the
+        contacts' open batch file: end that sync first (its BATCH and STATE go out before
+        this STATE, so a resumed run misses none of them), and start the next one."""
+        contacts = self._contacts
+        feed = contacts.feed if contacts is not None else None
+        if contacts is not None and feed is not None and feed.sent and (
+                contacts.get_batch_config(contacts.config)):
+            feed.close()
+            contacts.feed = ChildFeed(contacts)
+            contacts.feed.start()
+        super().write_state_message()
+
     def target_for(self, event: dict) -> CloseStream:
         contacts = self._contacts
         if event.get("object_type") == "contact" and contacts is not None:

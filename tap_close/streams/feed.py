@@ -29,6 +29,7 @@ class ChildFeed:
         self._rows: list[dict] = []
         self._child_turn = True  # the child writes its SCHEMA first
         self._closed = self._done = False
+        self.sent = 0  # rows handed over
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"feed-{child.name}",
                                         daemon=True)
@@ -67,6 +68,7 @@ class ChildFeed:
     def send(self, rows: Iterable[dict]) -> None:
         """Hand rows to the child and wait until it has written them (parent's thread)."""
         batch = list(rows)
+        self.sent += len(batch)
         if batch and not self._done:
             with self._cond:
                 self._rows.extend(batch)
