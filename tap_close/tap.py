@@ -21,13 +21,10 @@ from urllib.parse import urlparse
 
 import click
 import requests
-from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.contrib.msgspec import encoder as sdk_encoder
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.singerlib import Message, RecordMessage
 
 from tap_close import __version__, parallel
@@ -42,6 +39,7 @@ from tap_close.auth import (
 from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient, id_path, new_session
 from tap_close.maps import missing_map_config
 from tap_close.parallel import Prefetcher
+from tap_close.sdk_compat import TapHooks, environment_config
 from tap_close.stores import SCHEMES, open_store, url_scheme
 from tap_close.streams import STREAM_TYPES
 from tap_close.streams.changes import EventScan
@@ -55,7 +53,7 @@ STRING_KEYS = (
     "api_url",
     "oauth_token_url", "user_agent",
 )
-BOOLEAN_KEYS = ("track_deletes", "use_export_for_backfill")
+BOOLEAN_KEYS = ("track_deletes", "use_export_for_backfill", "emit_activate_version_messages")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _warned: set[tuple[str, str]] = set()  # (setting, host) already warned about
 
@@ -106,11 +104,15 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def validate_settings(config: dict[str, Any], known: set[str]) -> None:
+def unknown_settings(config: dict[str, Any]) -> list[str]:
+    """Keys that are neither the tap's settings nor the SDK's built-in ones (this SDK's)."""
+    schema = SETTINGS.to_dict()
+    TapClose.append_builtin_config(schema)
+    return sorted(k for k in config if k not in schema["properties"])
+
+
+def validate_settings(config: dict[str, Any]) -> None:
     """Check the settings before anything else looks at them, without echoing values."""
-    unknown = sorted(k for k in config if k not in known)
-    if unknown:
-        raise ConfigError(f"Unknown setting(s): {', '.join(unknown)}")
     for key in STRING_KEYS:
         if key in config and config[key] is not None and not isinstance(config[key], str):
             raise ConfigError(f"{key} must be a string")
@@ -213,6 +215,11 @@ SETTINGS = th.PropertiesList(
     th.Property("track_deletes", th.BooleanType, default=True, title="Track deletes",
                 description="Emit tombstone records (with `_sdc_deleted_at`) for objects "
                 "deleted in Close, from the event log."),
+    # The SDK's own setting, declared here for its default (the SDK's is false).
+    th.Property("emit_activate_version_messages", th.BooleanType, default=True,
+                title="Emit ACTIVATE_VERSION messages",
+                description="Send ACTIVATE_VERSION messages for full-table streams, so that "
+                "targets can mark rows that vanished from Close."),
 )
 
 
@@ -248,7 +255,7 @@ class LineWriter(MsgSpecWriter):
         self._target.flush()
 
 
-class TapClose(Tap):
+class TapClose(TapHooks):
     """Singer tap for Close CRM, with API-key or OAuth (rotating refresh token) auth."""
 
     name = "tap-close"
@@ -258,8 +265,8 @@ class TapClose(Tap):
 
     config_jsonschema = SETTINGS.to_dict()
 
-    @classproperty
-    def _env_var_config(cls) -> dict[str, Any]:
+    @classmethod
+    def env_config(cls) -> dict[str, Any]:
         """Settings from TAP_CLOSE_* variables (`--config ENV`), with numbers parsed here: the
         SDK keeps `number` settings as text and dies with a bare ValueError on `integer` ones."""
         schema = cls.config_jsonschema
@@ -268,25 +275,23 @@ class TapClose(Tap):
                    if {"integer", "number"} & _json_types(prop)}
         as_text = {name: {"type": ["string"]} for name in numeric}
         lenient = {**schema, "properties": {**schema["properties"], **as_text}}
-        config = parse_environment_config(lenient, cls._env_var_prefix)
+        config = environment_config(lenient, cls.env_prefix())
         for name in numeric.keys() & config.keys():
             text = str(config[name]).strip()
             try:
                 config[name] = int(text) if "integer" in numeric[name] else float(text)
             except ValueError:
-                variable = cls._env_var_prefix + name.upper().replace("-", "_")
+                variable = cls.env_prefix() + name.upper().replace("-", "_")
                 raise ConfigError(f"{variable} ({name}) must be a number") from None
         return config
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        schema = SETTINGS.to_dict()
-        self.append_builtin_config(schema)
-        known = set(schema["properties"])
-        validate_settings(dict(self._config), known)
-        problem = missing_map_config(dict(self._config))
+    def check_settings(self, config: dict[str, Any]) -> None:
+        validate_settings(config)
+        for key in unknown_settings(config):  # a typo, or a newer SDK's setting: not fatal
+            self.logger.warning("Unknown setting %r: ignored (see `tap-close --about`)", key)
+        problem = missing_map_config(config)
         if problem:
             raise ConfigError(problem)
-        return super()._validate_config(raise_errors=raise_errors)
 
     @cached_property
     def authenticator(self) -> Any:
@@ -387,7 +392,7 @@ class TapClose(Tap):
             getattr(self.authenticator, "refresh_count", 0),
         )
 
-    def _handle_termination(self, signum: int, frame: Any) -> None:
+    def on_stop_signal(self, signum: int, frame: Any) -> None:
         """SIGTERM/SIGINT: stop now with one line and exit 128 + signal (the run is incomplete;
         the last STATE message written is where the next run resumes). A refresh token being
         rotated is saved first."""

@@ -112,4 +112,4 @@ def test_close_hosts_and_loopback_http_are_accepted() -> None:
 
     for url in ("https://api.close.com/api/v1", "http://localhost:8080/api/v1",
                 "http://[::1]:9/api/v1", "http://127.0.0.2/api/v1"):
-        validate_settings({"api_key": "k_secret_1", "api_url": url}, {"api_key", "api_url"})
+        validate_settings({"api_key": "k_secret_1", "api_url": url})

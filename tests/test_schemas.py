@@ -246,6 +246,9 @@ def normalise(
     for key in datetime_properties(schema):
         if isinstance(record.get(key), str) and NAIVE_DATETIME.fullmatch(record[key]):
             record[key] += "+00:00"
+    for key, prop in schema["properties"].items():  # free-form values travel as JSON text
+        if prop.get("contentMediaType") == "application/json" and record.get(key) is not None:
+            record[key] = json.dumps(record[key])
     return assume_utc(record, schema), schema
 
 

@@ -133,7 +133,7 @@ class TasksStream(EventReplay, CloseStream):
     def owns(self, event: dict) -> bool:
         return str(event.get("object_type") or "").startswith("task")
 
-    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
+    def advance_bookmark(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Bookmarks move per finished window instead (records are not in key order)."""
 
     def read_records(self, context: Context | None) -> Iterator[Any]:

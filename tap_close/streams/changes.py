@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tap_close.client import CloseAPIError, CloseClient
+from tap_close.sdk_compat import write_state
 from tap_close.streams.base import UTC, CloseStream, Deferred, format_ts, parse_ts
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class EventReplay(_Base):
     event_object_types: ClassVar[tuple[str, ...]] = ()
     replay_updates: ClassVar[bool] = False
     replay_creates: ClassVar[bool] = False  # for streams read only through the event log
+    emits_tombstones = True
     _tap: TapClose
     _replaying = False
 
@@ -111,7 +113,7 @@ class EventReplay(_Base):
         state["events"] = {"since": format_ts(self._tap.run_started), "seen": [],
                            "complete": False}
         self.state_manager.is_flushed = False
-        self._write_state_message()
+        write_state(self)
 
     def previous_position(self, context: Context | None) -> dict | None:
         """The event position of an earlier run (None on a first run)."""
@@ -121,7 +123,7 @@ class EventReplay(_Base):
             return None  # none, or this run's own checkpoint
         return dict(position)
 
-    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
+    def advance_bookmark(self, latest_record: dict, *, context: Context | None = None) -> None:
         """A replication key later than now (bad data, clock skew) never becomes the bookmark.
 
         The bookmark stops at now instead, so that record is read again next run rather than
@@ -136,7 +138,7 @@ class EventReplay(_Base):
             now = dt.datetime.now(UTC)
             if value > now:
                 latest_record = {**latest_record, key: format_ts(now)}
-        super()._increment_stream_state(latest_record, context=context)
+        super().advance_bookmark(latest_record, context=context)
 
     @cached_property
     def _run_started_text(self) -> str:

@@ -45,11 +45,10 @@ class CustomObjectsStream(EventReplay, CloseStream):
     event_object_types = ("custom_object",)
     replay_updates = True
     replay_creates = True
-
-    @property
-    def emit_activate_version_messages(self) -> bool:
-        """No: after the first run only changes are sent, so no row may be dropped."""
-        return False
+    #: Incremental through the event log (after the first run only changes are sent, so no
+    #: ACTIVATE_VERSION); the `date_updated` bookmark is informational (rows are unsorted).
+    replication_key = "date_updated"
+    is_sorted = False
 
     def object_path(self, object_id: str) -> str:
         return id_path(self.path, object_id)

@@ -28,7 +28,7 @@ class EventsStream(CloseStream):
     replication_key = "date_updated"
     is_sorted = False
 
-    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
+    def advance_bookmark(self, latest_record: dict, *, context: Context | None = None) -> None:
         """The bookmark is the end of the window read, set once the window is done."""
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
