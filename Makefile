@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test test-sdk-next lint demo emulator bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,27 @@ lint: $(STAMP)
 	$(BIN)/ruff check tap_close tests
 	$(BIN)/mypy tap_close
 
+# The suite on the newest singer-sdk release, pre-releases included, in its own venv (the pin in
+# pyproject.toml stays; pip warns that the newer SDK is outside it).
+NEXT := .venv-sdk-next
+test-sdk-next:
+	$(PYTHON) -m venv $(NEXT)
+	$(NEXT)/bin/python -m pip install --quiet --upgrade pip
+	$(NEXT)/bin/python -m pip install --quiet -e '.[test]'
+	$(NEXT)/bin/python -m pip install --quiet --upgrade --pre 'singer-sdk[msgspec,faker,testing]'
+	$(NEXT)/bin/python -c 'import importlib.metadata as m; print("singer-sdk", m.version("singer-sdk"))'
+	$(NEXT)/bin/ruff check tap_close tests
+	$(NEXT)/bin/mypy tap_close
+	$(NEXT)/bin/python -m pytest tests
+
 demo: $(STAMP)
 	$(BIN)/python -m tests.demo
+
+# The Close API emulator alone, on http://127.0.0.1:8765 (key api_emulator_key) until Ctrl-C.
+# Options: make emulator EMULATOR_ARGS="--port 9000 --leads 1000" (see --help).
+EMULATOR_ARGS ?=
+emulator: $(STAMP)
+	$(BIN)/python -m tests.emulator $(EMULATOR_ARGS)
 
 .bench-venv/bin/tap-closeio:
 	$(PYTHON) -m venv .bench-venv
@@ -34,4 +53,4 @@ bench: $(STAMP) .bench-venv/bin/tap-closeio
 	$(BIN)/python -m tests.bench
 
 clean:
-	rm -rf $(VENV) .bench-venv demo-output .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(NEXT) .loader-venvs .bench-venv demo-output .mypy_cache .ruff_cache

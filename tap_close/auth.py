@@ -1,24 +1,24 @@
-"""Authenticators (API key, OAuth with rotating refresh tokens) and the durable token store."""
+"""Authenticators (API key, OAuth with rotating refresh tokens); the stores are in `stores`."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import hashlib
-import json
 import logging
+import math
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
+
+if TYPE_CHECKING:
+    from tap_close.stores import TokenStore
 
 logger = logging.getLogger("tap-close.auth")
 
@@ -97,97 +97,6 @@ def fingerprint(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:32]
 
 
-def default_token_store_path(client_id: str) -> Path:
-    """One token store file per client id under $XDG_STATE_HOME (or ~/.local/state)."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    slug = re.sub(r"[^A-Za-z0-9_.-]", "_", client_id)[:40]
-    return Path(base) / "tap-close" / f"oauth-{slug}-{fingerprint(client_id)[:8]}.json"
-
-
-class TokenStore:
-    """A JSON file that holds the newest refresh token of one OAuth chain.
-
-    Writes are atomic (temp file, fsync, rename, mode 0600); `lock()` serialises refreshes
-    between processes so that two taps never spend the same single-use refresh token.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path).expanduser()
-
-    @property
-    def lock_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".lock")
-
-    def _ensure_dir(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            msg = f"token_store_path: cannot create directory {self.path.parent} ({exc.strerror})"
-            raise AuthError(msg) from None
-
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold an exclusive inter-process lock for the duration of a refresh."""
-        self._ensure_dir()
-        try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            msg = f"token_store_path: cannot open lock file {self.lock_path} ({exc.strerror})"
-            raise AuthError(msg) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-    def load(self) -> dict[str, Any] | None:
-        """Return the stored state, None if there is none; a damaged file is an error."""
-        try:
-            text = self.path.read_text()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            msg = f"token_store_path: cannot read {self.path} ({exc.strerror})"
-            raise AuthError(msg) from None
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict) or not isinstance(data.get("refresh_token"), str):
-            msg = (
-                f"token_store_path: {self.path} is not a valid token store; delete it and set "
-                "refresh_token to a fresh token from tap-close-auth"
-            )
-            raise AuthError(msg)
-        return data
-
-    def save(self, data: dict[str, Any]) -> None:
-        """Atomically replace the store: temp file in the same dir, fsync, rename."""
-        self._ensure_dir()
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.path.parent)
-            try:
-                os.fchmod(fd, 0o600)
-                with os.fdopen(fd, "w") as fh:
-                    json.dump(data, fh)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError as exc:
-            msg = f"token_store_path: cannot write {self.path} ({exc.strerror})"
-            raise AuthError(msg) from None
-
-
 def api_key_auth(api_key: str) -> AuthBase:
     """HTTP Basic with the API key as username and an empty password."""
     register_secret(api_key, basic=True)
@@ -212,6 +121,7 @@ class CloseOAuth(AuthBase):
         scopes: str | None = None,
         timeout: float = 60.0,
         user_agent: str | None = None,
+        session: requests.Session | None = None,
     ) -> None:
         self.client_id = client_id
         self._client_secret = client_secret
@@ -223,7 +133,7 @@ class CloseOAuth(AuthBase):
         self.token_url = token_url
         self.scopes = scopes
         self.timeout = timeout
-        self._session = requests.Session()
+        self._session = session or requests.Session()  # the tap passes its one session
         if user_agent:
             self._session.headers["User-Agent"] = user_agent
         self._lock = threading.Lock()
@@ -232,7 +142,11 @@ class CloseOAuth(AuthBase):
         self.refresh_count = 0
 
     def __repr__(self) -> str:
-        return f"CloseOAuth(client_id={self.client_id!r}, store={str(self.store.path)!r})"
+        return f"CloseOAuth(client_id={self.client_id!r}, store={str(self.store)!r})"
+
+    def close(self) -> None:
+        """Close the token endpoint's connections (the tap calls this at exit)."""
+        self._session.close()
 
     # requests hook
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -269,43 +183,35 @@ class CloseOAuth(AuthBase):
         return authorization[7:] if authorization.startswith("Bearer ") else None
 
     def _refresh(self, stale: str | None) -> None:
-        with self.store.lock():
-            stored = self.store.load()
-            if stored and stored.get("seed") != self._seed:
-                logger.info("A new refresh_token is configured: it replaces the token store chain.")
+        store = self.store
+        with store.hold():  # no other process (or machine) refreshes this chain meanwhile
+            stored = store.load()
+            if stored and (stored.get("seed") != self._seed
+                           or stored.get("client_id", self.client_id) != self.client_id):
+                logger.warning("%s held another OAuth chain: the configured refresh_token "
+                               "replaces it.", store)
                 stored = None
             # Another process (or an earlier run) may hold a newer, still valid access token.
             if stored and stored.get("access_token") and stored.get("access_token") != stale:
-                expires_at = float(stored.get("expires_at") or 0)
+                expires_at = _number(stored.get("expires_at"))
                 if self._valid(expires_at):
                     self._access_token = str(stored["access_token"])
                     register_secret(self._access_token)
                     self._expires_at = expires_at
                     return
             refresh_token = stored["refresh_token"] if stored else self._configured_refresh
+            register_secret(refresh_token)
+            store.prepare()  # a store that cannot take the new token fails before it is spent
             with signals_deferred():  # once Close rotates the token, it must reach the store
                 body = self._token_request(refresh_token)
-                new_refresh = body.get("refresh_token") or refresh_token
-                expires_in = float(body.get("expires_in") or 3600)
-                # Refresh a little before expiry: 60 s, or a fifth of very short lifetimes.
-                expires_at = time.time() + expires_in - min(60.0, expires_in / 5)
-                self.store.save(
-                    {
-                        "client_id": self.client_id,
-                        "seed": self._seed,
-                        "refresh_token": new_refresh,
-                        "access_token": body["access_token"],
-                        "expires_at": expires_at,
-                        "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    }
-                )
-            self._access_token = str(body["access_token"])
-            register_secret(self._access_token)
-            register_secret(new_refresh)
-            self._expires_at = expires_at
+                record = token_record(self.client_id, self._seed, body, refresh_token)
+                register_secret(record["refresh_token"])
+                register_secret(record["access_token"])
+                store.save_durably(record)
+            self._access_token = record["access_token"]
+            self._expires_at = record["expires_at"]
             self.refresh_count += 1
-            logger.info("OAuth access token refreshed; rotated refresh token saved to %s",
-                        self.store.path)
+            logger.info("OAuth access token refreshed; rotated refresh token saved to %s", store)
 
     def _token_request(self, refresh_token: str) -> dict[str, Any]:
         data = {
@@ -317,8 +223,34 @@ class CloseOAuth(AuthBase):
         if self.scopes:
             data["scope"] = self.scopes
         return exchange(
-            self._session, self.token_url, data, timeout=self.timeout, store_path=self.store.path
+            self._session, self.token_url, data, timeout=self.timeout, store=str(self.store)
         )
+
+
+def _number(value: Any, default: float = 0.0) -> float:
+    """A finite number from a reply or store field, else `default` (never an exception)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if math.isfinite(number) else default
+
+
+def token_record(client_id: str, seed: str, body: dict[str, Any], spent: str) -> dict[str, Any]:
+    """What the store keeps after a grant; parsing cannot fail once Close has answered."""
+    expires_in = _number(body.get("expires_in"), -1.0)
+    if expires_in <= 0:
+        logger.warning("The token endpoint gave no usable expires_in: assuming 3600 s.")
+        expires_in = 3600.0
+    return {
+        "client_id": client_id,
+        "seed": seed,
+        "refresh_token": str(body.get("refresh_token") or spent),
+        "access_token": str(body["access_token"]),
+        # Refresh a little before expiry: 60 s, or a fifth of very short lifetimes.
+        "expires_at": time.time() + expires_in - min(60.0, expires_in / 5),
+        "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def _error_code(response: requests.Response) -> str:
@@ -336,20 +268,27 @@ def exchange(
     data: dict[str, str],
     *,
     timeout: float = 60.0,
-    store_path: Path | None = None,
+    store: str | None = None,
     tries: int = 4,
 ) -> dict[str, Any]:
     """POST a grant to the token endpoint; retry transient failures, explain fatal ones."""
-    where = f" (token store: {store_path})" if store_path else ""
+    where = f" (token store: {store})" if store else ""
     for attempt in range(1, tries + 1):
         try:
-            response = session.post(token_url, data=data, timeout=timeout)
+            # Never redirected (the form holds client_secret and refresh_token); 10 s to connect.
+            response = session.post(token_url, data=data, timeout=(10.0, timeout),
+                                    allow_redirects=False)
         except requests.RequestException as exc:
             if attempt == tries:
                 msg = f"OAuth token endpoint unreachable: {type(exc).__name__}"
                 raise AuthError(msg) from None
             time.sleep(min(2**attempt, 10))
             continue
+        if 300 <= response.status_code < 400:
+            msg = (f"OAuth token endpoint answered HTTP {response.status_code} (a redirect); "
+                   "redirects are not followed, so the client secret and refresh token stay "
+                   "with oauth_token_url. Check oauth_token_url.")
+            raise AuthError(msg)
         if response.status_code >= 500 or response.status_code == 429:
             if attempt == tries:
                 msg = f"OAuth token endpoint failed with HTTP {response.status_code}"

@@ -1,7 +1,9 @@
 """`tap-close-auth`: get a first refresh token with Close's OAuth authorization-code flow.
 
 Close accepts only https redirect URLs, so there is no loopback listener: open the printed
-URL, approve, then paste the URL you were redirected to (or just its `code`).
+URL, approve, then paste the URL you were redirected to (or just its `code`). A pasted URL
+must carry the `state` of the printed one. The client secret comes from
+$TAP_CLOSE_CLIENT_SECRET or a prompt (`--client-secret` would show in `ps`).
 """
 
 from __future__ import annotations
@@ -12,21 +14,13 @@ import json
 import os
 import secrets
 import sys
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
 
-from tap_close.auth import (
-    AUTHORIZE_URL,
-    DEFAULT_TOKEN_URL,
-    AuthError,
-    TokenStore,
-    default_token_store_path,
-    exchange,
-    fingerprint,
-)
+from tap_close.auth import AUTHORIZE_URL, DEFAULT_TOKEN_URL, AuthError, exchange, token_record
+from tap_close.stores import open_store
 
 
 def authorize_url(client_id: str, redirect_uri: str, state: str, base: str = AUTHORIZE_URL) -> str:
@@ -39,8 +33,9 @@ def authorize_url(client_id: str, redirect_uri: str, state: str, base: str = AUT
     return f"{base}?{urlencode(query)}"
 
 
-def extract_code(pasted: str, state: str | None = None) -> str:
-    """Accept a bare code or the whole redirected URL; reject errors and state mismatches."""
+def extract_code(pasted: str, state: str | None) -> str:
+    """Accept a bare code or the whole redirected URL; reject errors, and a URL whose `state`
+    is missing or differs (`state` None: no URL was printed, so a URL cannot be checked)."""
     text = pasted.strip()
     if "://" not in text and "?" not in text and "=" not in text:
         if not text:
@@ -49,7 +44,12 @@ def extract_code(pasted: str, state: str | None = None) -> str:
     query = parse_qs(urlparse(text).query or text.lstrip("?"))
     if "error" in query:
         raise AuthError(f"Close returned an error instead of a code: {query['error'][0]}")
-    if state and query.get("state", [state])[0] != state:
+    if state is None:
+        raise AuthError("A redirected URL needs --state (the state of the authorize URL); "
+                        "or give only the code.")
+    if "state" not in query:
+        raise AuthError("The pasted URL has no `state`: paste the whole redirected URL.")
+    if not secrets.compare_digest(query["state"][0], state):
         raise AuthError("The pasted URL belongs to another authorization attempt (state differs).")
     if not query.get("code"):
         raise AuthError("The pasted URL has no `code` parameter.")
@@ -61,9 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tap-close-auth", description=__doc__)
     p.add_argument("--client-id", default=env("TAP_CLOSE_CLIENT_ID"))
     p.add_argument("--client-secret", default=env("TAP_CLOSE_CLIENT_SECRET"),
-                   help="default: $TAP_CLOSE_CLIENT_SECRET, else asked without echo")
+                   help="avoid: visible in `ps`; default: $TAP_CLOSE_CLIENT_SECRET, else asked "
+                   "without echo")
     p.add_argument("--redirect-uri", required=True, help="the https redirect URL of your app")
     p.add_argument("--code", help="the code or redirected URL (otherwise asked interactively)")
+    p.add_argument("--state", help="with --code URL: the state of the authorize URL it answers")
+    p.add_argument("--token-store", default=env("TAP_CLOSE_TOKEN_STORE"),
+                   help="store URL to seed: file:///..., postgresql://..., s3://...")
     p.add_argument("--token-store-path", default=env("TAP_CLOSE_TOKEN_STORE_PATH"))
     p.add_argument("--token-url", default=env("TAP_CLOSE_OAUTH_TOKEN_URL") or DEFAULT_TOKEN_URL)
     p.add_argument("--authorize-url", default=AUTHORIZE_URL)
@@ -78,19 +82,22 @@ def run(argv: list[str] | None = None) -> int:
         raise AuthError("client_id is required (--client-id or TAP_CLOSE_CLIENT_ID).")
     if urlparse(args.redirect_uri).scheme != "https":
         raise AuthError("redirect_uri must be an https URL (Close rejects http).")
+    if args.token_store and args.token_store_path:
+        raise AuthError("Give --token-store or --token-store-path, not both.")
     secret = args.client_secret or getpass.getpass("Client secret: ")
     if not secret:
         raise AuthError("client_secret is required.")
-    state = secrets.token_urlsafe(12)
+    location = {"url": args.token_store, "path": args.token_store_path}
+    # The store must take the token before the one-time code is spent.
+    open_store(client_id=args.client_id, refresh_token="", **location).check()
+    state = args.state or secrets.token_urlsafe(12)
     pasted = args.code
     if pasted is None:
         print("Open this URL, choose the organization and approve:\n", file=sys.stderr)
         print(authorize_url(args.client_id, args.redirect_uri, state, args.authorize_url),
               file=sys.stderr)
         pasted = input("\nPaste the URL you were redirected to (or the code): ")
-        code = extract_code(pasted, state)
-    else:
-        code = extract_code(pasted)
+    code = extract_code(pasted, state if args.code is None or args.state else None)
     data = {
         "client_id": args.client_id,
         "client_secret": secret,
@@ -100,34 +107,41 @@ def run(argv: list[str] | None = None) -> int:
     }
     if args.scopes:
         data["scope"] = args.scopes
-    body = exchange(requests.Session(), args.token_url, data)
+    with requests.Session() as session:
+        body = exchange(session, args.token_url, data)
     refresh = body.get("refresh_token")
     if not refresh:
         raise AuthError("Close returned no refresh_token: the app needs the offline_access scope.")
-    store_path = Path(args.token_store_path or default_token_store_path(args.client_id))
-    expires_in = float(body.get("expires_in") or 3600)
-    TokenStore(store_path).save({
-        "client_id": args.client_id,
-        "seed": fingerprint(refresh),
-        "refresh_token": refresh,
-        "access_token": body["access_token"],
-        "expires_at": time.time() + expires_in - min(60.0, expires_in / 5),
-        "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    })
+    store = open_store(client_id=args.client_id, refresh_token=refresh, **location)
+    with store.hold():  # the lock every tap takes for a refresh
+        old = store.load()
+        if old and old.get("seed") != store.seed:
+            print(f"Note: {store} held another chain; it is replaced.", file=sys.stderr)
+        store.prepare()
+        store.save_durably(token_record(args.client_id, store.seed, body, refresh))
     config = {"client_id": args.client_id, "client_secret": "<your client secret>",
-              "refresh_token": refresh, "token_store_path": str(store_path)}
+              "refresh_token": refresh}
+    if args.token_store or args.token_store_path:
+        key = "token_store" if args.token_store else "token_store_path"
+        config[key] = args.token_store or args.token_store_path
     text = json.dumps(config, indent=2)
     if args.output:
-        out = Path(args.output)
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text.replace("<your client secret>", secret) + "\n")
-        print(f"Config written to {out}; token store: {store_path}", file=sys.stderr)
+        write_private(Path(args.output), text.replace("<your client secret>", secret) + "\n")
+        print(f"Config written to {args.output}; token store seeded: {store}", file=sys.stderr)
     else:
-        print(f"Token store seeded: {store_path}\nTap config (add your client secret):",
+        print(f"Token store seeded: {store}\nTap config (add your client secret):",
               file=sys.stderr)
         print(text)
     return 0
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` readable by the owner only, also over an existing (e.g. 0644) file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        os.fchmod(fd, 0o600)  # before any secret is written
+        fh.truncate()
+        fh.write(text)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,14 +1,18 @@
-"""HTTP for Close: retries, rate limiting, error redaction and `_skip`/`_limit` paging.
+"""HTTP for Close: one `requests` session, retries, rate limiting, error redaction and
+`_skip`/`_limit` paging.
 
-Requests go through `transport.Pool`, a small keep-alive HTTP/1.1 client: the per-lead
-custom-object listing makes one call per lead, and `requests`/urllib3 cost about five times
-its CPU per call. Authentication still comes from a `requests` AuthBase.
+Every call goes through one `requests.Session` per tap process (its pool sized to
+`max_concurrency`, shared by all threads; proxies and CA bundle from the environment), never
+follows a redirect, reads at most `MAX_BODY` bytes of a reply, and keeps GET URLs within
+`MAX_URL` bytes by sending Close's `x-http-method-override: GET` form instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import http.client
+import http.cookiejar
 import itertools
 import logging
 import math
@@ -20,27 +24,122 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 import backoff
 import msgspec
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
 
 from tap_close import parallel
 from tap_close.auth import AuthError, CloseOAuth, redact
-from tap_close.transport import (
-    FatalTransportError,
-    Pool,
-    ReadTimeout,
-    Reply,
-    TransportError,
-    decode_json,
-)
 
 logger = logging.getLogger("tap-close.http")
 
 RETRY_STATUSES = {500, 502, 503, 504}
 _RATELIMIT_RE = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)", re.IGNORECASE)
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection (request_timeout is the read timeout)
+MAX_BODY = 64 << 20  # bytes of one (decoded) reply: a bigger one is an error, not a MemoryError
+MAX_URL = 2000  # bytes of a GET URL (Close: "keep URLs under 2000 characters")
+CHUNK = 1 << 16
+# A 400 that is about the URL (front ends answer "Request-URI Too Large" or "request line too
+# long" as 400 or 414): the request is sent again in the override form.
+_URL_REFUSED = re.compile(rb"(ur[il]|request[ -]line)[^\n]{0,40}(long|large|length|size)", re.I)
+_OVERRIDE_TEXT = re.compile(rb"override|_params|method", re.I)
+decode_json = msgspec.json.Decoder().decode  # one parse per body, faster than json
+
+
+class TransportError(Exception):
+    """The exchange failed on the wire (reset, timeout, truncated or malformed reply)."""
+
+
+class ReadTimeout(TransportError):
+    """The server did not answer within `request_timeout`."""
+
+
+class FatalTransportError(Exception):
+    """A failure another try cannot fix (TLS rejected, unusable URL, oversized reply)."""
+
+
+@dataclass
+class Reply:
+    """One HTTP response: status, headers (case-insensitive) and the whole decoded body."""
+
+    status: int
+    headers: Mapping[str, str]
+    data: bytes
+
+    def json(self) -> Any:
+        return decode_json(self.data)  # ValueError (msgspec.DecodeError) when it is not JSON
+
+
+def id_path(prefix: str, object_id: Any) -> str:
+    """The path of one object: `prefix` + the URL-quoted id + `/`. Ids come from Close's
+    replies; quoted, a `/`, `?` or CR/LF in one cannot change the request."""
+    return f"{prefix}{quote(str(object_id), safe='')}/"
+
+
+def new_session(workers: int) -> requests.Session:
+    """The process's one session: a keep-alive pool per host sized for `workers` threads (and
+    a token refresh, often to the same host), no urllib3 retries (the client's policy
+    decides), no cookies (Close's API is stateless). `trust_env` stays on:
+    HTTPS_PROXY/HTTP_PROXY/NO_PROXY and REQUESTS_CA_BUNDLE apply."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_maxsize=max(1, workers) + 1, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
+
+def read_body(response: requests.Response, limit: int | None = None) -> bytes:
+    """The decoded body, at most `limit` (default `MAX_BODY`) bytes; FatalTransportError
+    beyond, before reading when Content-Length says so."""
+    limit = limit or MAX_BODY
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > limit:
+        msg = f"reply of {int(length):,} bytes is over the {limit >> 20} MiB cap"
+        raise FatalTransportError(msg)
+    parts, size = [], 0
+    for chunk in response.iter_content(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise FatalTransportError(f"reply is over the {limit >> 20} MiB cap")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def wire_error(exc: Exception, timeout: float) -> Exception:
+    """A `requests` (or urllib3, http.client) failure as a one-line Transport error."""
+    cause = exc.args[0] if isinstance(exc, requests.ConnectionError) and exc.args else None
+    cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError wraps the real one
+    if isinstance(exc, requests.exceptions.SSLError):
+        found = re.search(r"certificate verify failed[^)'\"]*", str(exc))
+        return FatalTransportError(f"TLS failed: {found.group(0) if found else 'handshake error'}")
+    if isinstance(exc, requests.ConnectTimeout):
+        return TransportError(f"connecting timed out after {CONNECT_TIMEOUT:g}s")
+    if isinstance(exc, requests.ReadTimeout) or isinstance(
+            cause, urllib3.exceptions.ReadTimeoutError):
+        return ReadTimeout(f"no reply within {timeout:g}s")
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader,
+                        requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
+        return FatalTransportError(f"unusable request ({type(exc).__name__})")
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return TransportError("the proxy refused or dropped the connection")
+    if isinstance(exc, requests.ConnectionError) and isinstance(
+            cause, urllib3.exceptions.NewConnectionError):
+        return TransportError("cannot connect")
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return TransportError("truncated or malformed body")
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return TransportError("corrupt compressed body")
+    return TransportError(f"connection failed ({type(exc).__name__})")
+
+
+#: What a failed exchange may raise, from requests down to the socket.
+WIRE_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+               OSError)
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch  # what quote_plus leaves as it is
@@ -173,52 +272,107 @@ def _rate_reset(response: Reply) -> float:
     return wait if wait > 0 else 1.0
 
 
+def _present(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (params or {}).items() if v is not None}
+
+
+def _url_refused(response: Reply) -> bool:
+    """414, or a 400 whose text is about the URL (request line) being too long."""
+    return response.status == 414 or (
+        response.status == 400 and bool(_URL_REFUSED.search(response.data[:2000])))
+
+
+def _override_refused(response: Reply) -> bool:
+    """The override POST form is not accepted here (method not allowed, or a 400 about it)."""
+    return response.status in (404, 405, 414, 501) or (
+        response.status == 400 and bool(_OVERRIDE_TEXT.search(response.data[:2000])))
+
+
+def _redirect_error(response: Reply, method: str, path: str) -> str:
+    target = urlsplit(response.headers.get("Location") or "").hostname
+    where = f" to {target}" if target else ""
+    return (f"{method} {path}: Close answered HTTP {response.status} (a redirect{where}); "
+            "redirects are not followed, so credentials stay with api_url. Check api_url.")
+
+
 @dataclass
 class _Budget:
     limit: float | None = None
-    remaining: float | None = None  # per the last RateLimit header
-    reset_at: float = 0.0
+    remaining: float | None = None  # calls left in this window (None: no limit known)
+    reset_at: float = math.inf  # when this window surely ended (inf: not known yet)
+    window: float = 0.0  # longest reset seen: the window's length
+    started: float = 0.0  # when the client's current window began
     inflight: int = 0
+    probed: bool = False  # a reply seen: the group's limit (or that it has none) is known
     paused_until: float = 0.0
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A started request: its endpoint group and when it started."""
+
+    group: str
+    started: float
 
 
 class RateLimiter:
     """Per endpoint group budget from the live `RateLimit` header, shared by all threads.
 
-    A request may start while `remaining` minus the requests still in flight is at least
-    one; otherwise it waits for the window's reset. A 429 pauses the whole group.
+    A request may start while `remaining` minus the requests in flight is at least one.
+    Replies overtake each other, so a header's `remaining` is applied only downwards within a
+    window (the server's count only grows). Each header's `now + reset` is a time by which
+    the server's window has surely ended: a new window starts once that has passed, with the
+    calls still in flight counted against it, and headers of requests started before it are
+    ignored (they may describe the old one). A header ending later than this window by over
+    half its length means the server has moved on: adopted, minus the calls in flight.
+    Until a group's first reply, one request at a time. A 429 pauses the whole group.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._groups: dict[str, _Budget] = {}
 
-    def acquire(self, group: str) -> None:
+    def acquire(self, group: str) -> Ticket:
         while True:
             with self._lock:
                 budget = self._groups.setdefault(group, _Budget())
                 now = time.monotonic()
-                if budget.remaining is not None and now >= budget.reset_at:
-                    budget.remaining = budget.limit  # a new window
+                if now >= budget.reset_at:  # a new window (its end known from the replies)
+                    budget.reset_at, budget.started = math.inf, now
+                    if budget.limit is not None:
+                        budget.remaining = budget.limit - budget.inflight
                 if now < budget.paused_until:
                     delay = budget.paused_until - now
-                elif (budget.remaining is not None and now < budget.reset_at
-                      and budget.remaining - budget.inflight < 1):
-                    delay = budget.reset_at - now
+                elif not budget.probed and budget.inflight:
+                    delay = 0.005  # the first reply tells the limit
+                elif budget.remaining is not None and budget.remaining - budget.inflight < 1:
+                    delay = min(budget.reset_at - now, 0.05)  # replies may tell more
                 else:
                     budget.inflight += 1
-                    return
-            time.sleep(min(max(delay, 0.005), 60.0))
+                    return Ticket(group, now)
+            time.sleep(max(delay, 0.005))
 
-    def release(self, group: str, header: str | None) -> None:
+    def release(self, ticket: Ticket, header: str | None) -> None:
         info = parse_ratelimit(header)
         with self._lock:
-            budget = self._groups.setdefault(group, _Budget())
+            budget = self._groups.setdefault(ticket.group, _Budget())
             budget.inflight = max(0, budget.inflight - 1)
-            if "remaining" in info and "reset" in info:
-                budget.remaining = info["remaining"]
-                budget.limit = info.get("limit", budget.limit)
-                budget.reset_at = time.monotonic() + info["reset"]
+            budget.probed = True
+            if ("remaining" not in info or "reset" not in info
+                    or ticket.started < budget.started):
+                return  # no header, or maybe of an earlier window
+            ends = time.monotonic() + info["reset"]
+            budget.limit = info.get("limit", budget.limit)
+            budget.window = max(budget.window, info["reset"])
+            left = info["remaining"]
+            if budget.remaining is None:  # the first header
+                budget.remaining, budget.reset_at = left - budget.inflight, ends
+            elif ends > budget.reset_at + budget.window / 2 and budget.reset_at != math.inf:
+                budget.remaining, budget.reset_at = left - budget.inflight, ends  # moved on
+                budget.started = ticket.started
+            else:  # this window: only down, and the nearest sure end
+                budget.remaining = min(budget.remaining, left)
+                budget.reset_at = min(budget.reset_at, ends)
 
     def limit_of(self, group: str) -> float | None:
         """The group's requests per window, per Close's last RateLimit header (None: unknown)."""
@@ -227,13 +381,17 @@ class RateLimiter:
             return budget.limit if budget else None
 
     def pause(self, group: str, seconds: float) -> None:
+        """A 429: this window is spent; the group waits `seconds`."""
         with self._lock:
             budget = self._groups.setdefault(group, _Budget())
-            budget.paused_until = max(budget.paused_until, time.monotonic() + seconds)
+            until = time.monotonic() + seconds
+            budget.paused_until = max(budget.paused_until, until)
+            if budget.remaining is not None:
+                budget.remaining, budget.reset_at = 0, min(budget.reset_at, until)
 
 
 class CloseClient:
-    """One HTTP client per tap process: shared auth, rate limiter and retry policy."""
+    """One HTTP client per tap process: shared session, auth, rate limiter and retry policy."""
 
     def __init__(
         self,
@@ -244,6 +402,7 @@ class CloseClient:
         user_agent: str = "tap-close",
         max_tries: int = 8,
         workers: int = 1,
+        session: requests.Session | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.workers = max(1, workers)
@@ -254,10 +413,25 @@ class CloseClient:
         self.max_tries = max_tries
         self.limiter = RateLimiter()
         self.stats: Counter[str] = Counter()
-        self._pool = Pool(self.api_url, timeout=timeout, maxsize=self.workers)
+        self.session = session or new_session(self.workers)
+        # Proxies, CA bundle and client cert from the environment, resolved once: every call
+        # goes to the one API host.
+        env = self.session.merge_environment_settings(self.api_url, {}, None, None, None)
+        self._send_options: dict[str, Any] = {"proxies": env["proxies"], "verify": env["verify"],
+                              "cert": env["cert"], "stream": True,
+                              "timeout": (CONNECT_TIMEOUT, timeout)}
+        self._adapter = self.session.get_adapter(self.api_url)
+        self.url_limit = MAX_URL  # lowered when Close refuses a shorter URL
         self._basic = ""  # the Basic Authorization header, once computed
         self.headers = {"User-Agent": user_agent, "Accept": "application/json",
                         "Accept-Encoding": "gzip, deflate", "X-TZ-Offset": "0"}
+
+    def close(self) -> None:
+        """Close every idle connection, and the authenticator's own (OAuth token requests)."""
+        self.session.close()
+        close_auth = getattr(self.auth, "close", None)
+        if callable(close_auth):
+            close_auth()
 
     def authorization(self) -> str:
         """The Authorization header the configured `requests` authenticator would send."""
@@ -271,21 +445,28 @@ class CloseClient:
             self._basic = header  # fixed for the process (OAuth tokens change)
         return header
 
+    def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        url = f"{self.api_url}/{path.lstrip('/')}"
+        return f"{url}?{query_string(params)}" if params else url
+
     def send(
-        self, method: str, path: str, params: Mapping[str, Any] | None = None,
-        json: Mapping[str, Any] | None = None,
+        self, method: str, url: str, json: Any = None, headers: Mapping[str, str] | None = None,
     ) -> tuple[Reply, str]:
         """One HTTP exchange, no retries. Returns the reply and the Authorization sent."""
-        target = "/" + path.lstrip("/")
-        if params:
-            target += "?" + query_string(params)
         authorization = self.authorization()
-        headers = {**self.headers, "Authorization": authorization}
+        sent = {**self.headers, **(headers or {}), "Authorization": authorization}
         body = None
         if json is not None:
             body = msgspec.json.encode(json)
-            headers["Content-Type"] = "application/json"
-        return self._pool.request(method, target, headers, body), authorization
+            sent["Content-Type"] = "application/json"
+        prepared = requests.PreparedRequest()  # no session merging: headers are complete
+        try:
+            prepared.prepare(method=method, url=url, headers=sent, data=body)
+            with self._adapter.send(prepared, **self._send_options) as response:
+                reply = Reply(response.status_code, response.headers, read_body(response))
+        except WIRE_ERRORS as exc:
+            raise wire_error(exc, self.timeout) from None
+        return reply, authorization
 
     def get(self, path: str, params: Mapping[str, Any] | None = None,
             decode: Callable[[bytes], Any] = _decode_object) -> Any:
@@ -301,20 +482,33 @@ class CloseClient:
     ) -> Any:
         """Send one API call with retries; return the body parsed by `decode` (a JSON object
         by default); a body it refuses (error, None) is retried like a truncated one. `read`:
-        retried like a GET (default: GETs only; a search POST is a read too)."""
-        read = method == "GET" if read is None else read
+        retried like a GET (default: GETs only; a search POST is a read too).
+
+        A GET whose URL is longer than `url_limit`, or that Close refuses for its URL (414, or
+        a 400 about the URL), is sent as Close's override form: POST with
+        `x-http-method-override: GET` and the parameters as `_params` in a JSON body. It is
+        still a read: retried like a GET and counted in the GET endpoint group."""
+        reading = method == "GET"
+        read = reading if read is None else read
         group = endpoint_group(method, path)
+        url = self.url(path, params)
+        override = reading and len(url) > self.url_limit
         waits = backoff.expo(base=2, factor=0.5, max_value=30)
         refreshed = False
         attempt = throttled = 0  # failed tries; 429s are counted apart
         while True:
-            self.limiter.acquire(group)
+            ticket = self.limiter.acquire(group)
             self.stats["requests"] += 1
             problem = ""
             header = None
             try:
                 with self._slots:
-                    response, authorization = self.send(method, path, params, json)
+                    if override:
+                        response, authorization = self.send(
+                            "POST", self.url(path), {"_params": _present(params)},
+                            {"X-HTTP-Method-Override": "GET"})
+                    else:
+                        response, authorization = self.send(method, url, json)
                 header = response.headers.get("RateLimit")
             except TransportError as exc:
                 problem = str(exc)
@@ -323,7 +517,7 @@ class CloseClient:
             except FatalTransportError as exc:
                 raise CloseAPIError(f"{method} {path} failed: {exc}") from None
             finally:
-                self.limiter.release(group, header)
+                self.limiter.release(ticket, header)
             if not problem:
                 status = response.status
                 if status == 429:
@@ -347,6 +541,25 @@ class CloseClient:
                     else:
                         msg = "Close rejected the api_key (401 Unauthorized). Check api_key."
                     raise AuthError(msg)
+                elif 300 <= status < 400:
+                    raise CloseAPIError(_redirect_error(response, method, path))
+                elif reading and not override and _url_refused(response):
+                    self.url_limit = min(self.url_limit, len(url) - 1)
+                    self.stats["url_overrides"] += 1
+                    logger.info("Close refused a %d-byte URL (HTTP %d); sending GET %s and "
+                                "longer URLs as POST with x-http-method-override", len(url),
+                                status, path)
+                    override = True
+                    continue
+                elif override and _override_refused(response) and (params or {}).get("_fields"):
+                    # The override form refused too: ask without `_fields` (Close's default
+                    # field set) if that URL is short enough.
+                    params = {k: v for k, v in (params or {}).items() if k != "_fields"}
+                    url = self.url(path, params)
+                    override = len(url) > self.url_limit
+                    logger.warning("GET %s: the x-http-method-override form was refused (HTTP "
+                                   "%d); asking again without _fields", path, status)
+                    continue
                 elif status in RETRY_STATUSES and (read or status == 503):
                     problem = f"HTTP {status}"  # POSTs only on 503, as Close's own client
                 elif status >= 400:

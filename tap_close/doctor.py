@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,13 @@ from tap_close.auth import AuthError, redact
 from tap_close.client import endpoint_group, parse_ratelimit, query_string
 from tap_close.streams.base import parse_ts
 from tap_close.streams.search import search_body
-from tap_close.tap import DEFAULT_API_URL, SETTINGS, ConfigError, TapClose, validate_settings
+from tap_close.tap import (
+    DEFAULT_API_URL,
+    ConfigError,
+    TapClose,
+    unknown_settings,
+    validate_settings,
+)
 
 MAX_REQUESTS = 30
 #: List endpoints the tap reads, probed with `_limit=1` for 403/402.
@@ -215,9 +222,9 @@ def load_config(path: str) -> dict[str, Any]:
         raise ConfigError(f"--config {path}: not a readable JSON file") from None
     if not isinstance(config, dict):
         raise ConfigError(f"--config {path}: not a JSON object")
-    schema = SETTINGS.to_dict()
-    TapClose.append_builtin_config(schema)
-    validate_settings(config, set(schema["properties"]))
+    validate_settings(config)
+    for key in unknown_settings(config):  # as the tap: a typo, or a newer SDK's setting
+        logging.getLogger("tap-close").warning("Unknown setting %r: ignored", key)
     return config
 
 
@@ -228,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="the tap's config JSON file")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
-    try:
+    logging.basicConfig(format="%(levelname)s %(message)s", stream=sys.stderr)  # the checks'
+    try:  # WARNINGs (e.g. an api_url that is not Close's) as the ERROR lines below
         config = load_config(args.config)
         auth = TapClose.authenticator.func(SimpleNamespace(config=config))  # type: ignore[attr-defined]
         doctor = Doctor((config.get("api_url") or DEFAULT_API_URL).rstrip("/"), auth,

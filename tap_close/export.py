@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from tap_close.client import CloseAPIError, CloseClient
+from tap_close.client import CloseAPIError, CloseClient, id_path
 
 logger = logging.getLogger("tap-close.export")
 CHUNK = 1 << 16
@@ -38,7 +38,7 @@ def run_export(client: CloseClient, timeout: float = 4 * 3600) -> Iterator[dict[
             raise ExportError(f"export {export_id} not done after {timeout:.0f}s")
         time.sleep(delay)
         delay = min(delay * 1.5, 30.0)
-        export = client.get(f"/export/{export_id}/")
+        export = client.get(id_path("/export/", export_id))
     logger.info("Export %s done (%s leads); streaming it", export_id, export.get("n_docs"))
     yield from _download(client, export_id, export.get("download_url"))
 
@@ -46,7 +46,7 @@ def run_export(client: CloseClient, timeout: float = 4 * 3600) -> Iterator[dict[
 def _download(client: CloseClient, export_id: str, url: Any) -> Iterator[dict[str, Any]]:
     for attempt in range(3):
         if attempt:  # download links are short-lived: ask for a fresh one
-            url = client.get(f"/export/{export_id}/").get("download_url")
+            url = client.get(id_path("/export/", export_id)).get("download_url")
         if not isinstance(url, str) or not url:
             raise ExportError("the finished export has no download_url")
         try:

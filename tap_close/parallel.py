@@ -284,7 +284,7 @@ class Prefetcher:
                 # State dicts are created here, in the main thread: the SDK serialises the
                 # whole state while other threads read theirs.
                 upcoming.get_context_state(None)
-                upcoming._write_starting_replication_value(None)
+                upcoming.write_starting_value(None)
                 self._tasks[upcoming.name] = _Task(self._producer(upcoming), self._stop,
                                                    read_ahead)
                 self._tasks[upcoming.name].thread.start()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
+import io
+import ipaddress
+import json
 import logging
 import math
 import re
@@ -16,13 +19,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from singer_sdk import Tap
+import click
+import requests
 from singer_sdk import typing as th
-from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.contrib.msgspec import encoder as sdk_encoder
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.singerlib import Message, RecordMessage
 
 from tap_close import __version__, parallel
@@ -30,14 +32,15 @@ from tap_close.auth import (
     DEFAULT_TOKEN_URL,
     AuthError,
     CloseOAuth,
-    TokenStore,
     api_key_auth,
-    default_token_store_path,
     defer_signal,
     redact,
 )
-from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient
+from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient, id_path, new_session
+from tap_close.maps import missing_map_config
 from tap_close.parallel import Prefetcher
+from tap_close.sdk_compat import TapHooks, environment_config
+from tap_close.stores import SCHEMES, open_store, url_scheme
 from tap_close.streams import STREAM_TYPES
 from tap_close.streams.changes import EventScan
 
@@ -46,11 +49,13 @@ READ_AHEAD_PER_WORKER = 512 * 1024  # response bytes read ahead and not yet writ
 DEFAULT_CONCURRENCY = 16
 OAUTH_KEYS = ("client_id", "client_secret", "refresh_token")
 STRING_KEYS = (
-    "api_key", *OAUTH_KEYS, "oauth_scopes", "token_store_path", "start_date", "api_url",
+    "api_key", *OAUTH_KEYS, "oauth_scopes", "token_store", "token_store_path", "start_date",
+    "api_url",
     "oauth_token_url", "user_agent",
 )
-BOOLEAN_KEYS = ("track_deletes", "use_export_for_backfill")
+BOOLEAN_KEYS = ("track_deletes", "use_export_for_backfill", "emit_activate_version_messages")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_warned: set[tuple[str, str]] = set()  # (setting, host) already warned about
 
 
 #: Objects whose custom fields come from a list of every type's fields.
@@ -70,17 +75,44 @@ def _json_types(prop: dict[str, Any]) -> set[str]:
 
 
 def _check_url(config: dict[str, Any], key: str) -> None:
+    """https, or plain http to a loopback host (a local proxy or test server); a host that is
+    not Close's gets one WARNING (credentials go to it)."""
     url = urlparse(str(config.get(key) or ""))
-    if url.scheme not in ("http", "https") or not url.netloc:
+    try:
+        host, _ = url.hostname, url.port
+    except ValueError:
+        host = None
+    if url.scheme not in ("http", "https") or not host:
         msg = f"{key} must be an http(s) URL"
         raise ConfigError(msg)
+    if url.scheme == "http" and not _loopback(host):
+        msg = f"{key} must use https (plain http only to a loopback host such as 127.0.0.1)"
+        raise ConfigError(msg)
+    if host != "close.com" and not host.endswith(".close.com") and (key, host) not in _warned:
+        _warned.add((key, host))
+        logging.getLogger("tap-close").warning(
+            "%s points at %s, not a Close host (*.close.com): credentials are sent there.",
+            key, host)
 
 
-def validate_settings(config: dict[str, Any], known: set[str]) -> None:
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def unknown_settings(config: dict[str, Any]) -> list[str]:
+    """Keys that are neither the tap's settings nor the SDK's built-in ones (this SDK's)."""
+    schema = SETTINGS.to_dict()
+    TapClose.append_builtin_config(schema)
+    return sorted(k for k in config if k not in schema["properties"])
+
+
+def validate_settings(config: dict[str, Any]) -> None:
     """Check the settings before anything else looks at them, without echoing values."""
-    unknown = sorted(k for k in config if k not in known)
-    if unknown:
-        raise ConfigError(f"Unknown setting(s): {', '.join(unknown)}")
     for key in STRING_KEYS:
         if key in config and config[key] is not None and not isinstance(config[key], str):
             raise ConfigError(f"{key} must be a string")
@@ -104,6 +136,11 @@ def validate_settings(config: dict[str, Any], known: set[str]) -> None:
     if config.get("token_store_path") is not None and not config["token_store_path"].strip():
         raise ConfigError("token_store_path is empty: set a file path, or remove it for the "
                           "default location")
+    store = config.get("token_store")
+    if store is not None and url_scheme(store) not in SCHEMES:
+        raise ConfigError("token_store must be a file://, postgresql:// or s3:// URL")
+    if store and config.get("token_store_path"):
+        raise ConfigError("Set token_store or token_store_path, not both")
     for key in BOOLEAN_KEYS:
         if config.get(key) is not None and not isinstance(config[key], bool):
             raise ConfigError(f"{key} must be true or false")
@@ -147,10 +184,14 @@ SETTINGS = th.PropertiesList(
     th.Property("oauth_scopes", th.StringType, title="OAuth scopes",
                 description="Space-separated scopes sent with token requests "
                 "(default: none, the app's defaults)."),
+    th.Property("token_store", th.StringType, secret=True, title="Token store",
+                description="Where the latest rotated refresh token is kept, as a URL: "
+                "file:///path.json, postgresql://user@host/db?table=tap_close_tokens (extra "
+                "`postgres`) or s3://bucket/key?endpoint_url=... (extra `s3`). Default: a "
+                "file per client id and chain under $XDG_STATE_HOME/tap-close/ or "
+                "~/.local/state/tap-close/."),
     th.Property("token_store_path", th.StringType, title="Token store path",
-                description="File that keeps the latest rotated refresh token (default: "
-                "$XDG_STATE_HOME/tap-close/ or ~/.local/state/tap-close/, one per client "
-                "id)."),
+                description="File form of token_store (a plain path); set one of the two."),
     th.Property("start_date", th.DateTimeType, title="Start date",
                 description="Earliest date_updated/date_created to extract (ISO 8601). "
                 "Default: everything."),
@@ -174,6 +215,11 @@ SETTINGS = th.PropertiesList(
     th.Property("track_deletes", th.BooleanType, default=True, title="Track deletes",
                 description="Emit tombstone records (with `_sdc_deleted_at`) for objects "
                 "deleted in Close, from the event log."),
+    # The SDK's own setting, declared here for its default (the SDK's is false).
+    th.Property("emit_activate_version_messages", th.BooleanType, default=True,
+                title="Emit ACTIVATE_VERSION messages",
+                description="Send ACTIVATE_VERSION messages for full-table streams, so that "
+                "targets can mark rows that vanished from Close."),
 )
 
 
@@ -209,7 +255,7 @@ class LineWriter(MsgSpecWriter):
         self._target.flush()
 
 
-class TapClose(Tap):
+class TapClose(TapHooks):
     """Singer tap for Close CRM, with API-key or OAuth (rotating refresh token) auth."""
 
     name = "tap-close"
@@ -219,8 +265,8 @@ class TapClose(Tap):
 
     config_jsonschema = SETTINGS.to_dict()
 
-    @classproperty
-    def _env_var_config(cls) -> dict[str, Any]:
+    @classmethod
+    def env_config(cls) -> dict[str, Any]:
         """Settings from TAP_CLOSE_* variables (`--config ENV`), with numbers parsed here: the
         SDK keeps `number` settings as text and dies with a bare ValueError on `integer` ones."""
         schema = cls.config_jsonschema
@@ -229,22 +275,23 @@ class TapClose(Tap):
                    if {"integer", "number"} & _json_types(prop)}
         as_text = {name: {"type": ["string"]} for name in numeric}
         lenient = {**schema, "properties": {**schema["properties"], **as_text}}
-        config = parse_environment_config(lenient, cls._env_var_prefix)
+        config = environment_config(lenient, cls.env_prefix())
         for name in numeric.keys() & config.keys():
             text = str(config[name]).strip()
             try:
                 config[name] = int(text) if "integer" in numeric[name] else float(text)
             except ValueError:
-                variable = cls._env_var_prefix + name.upper().replace("-", "_")
+                variable = cls.env_prefix() + name.upper().replace("-", "_")
                 raise ConfigError(f"{variable} ({name}) must be a number") from None
         return config
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        schema = SETTINGS.to_dict()
-        self.append_builtin_config(schema)
-        known = set(schema["properties"])
-        validate_settings(dict(self._config), known)
-        return super()._validate_config(raise_errors=raise_errors)
+    def check_settings(self, config: dict[str, Any]) -> None:
+        validate_settings(config)
+        for key in unknown_settings(config):  # a typo, or a newer SDK's setting: not fatal
+            self.logger.warning("Unknown setting %r: ignored (see `tap-close --about`)", key)
+        problem = missing_map_config(config)
+        if problem:
+            raise ConfigError(problem)
 
     @cached_property
     def authenticator(self) -> Any:
@@ -252,16 +299,23 @@ class TapClose(Tap):
         cfg = self.config
         if cfg.get("api_key"):
             return api_key_auth(cfg["api_key"])
-        path = cfg.get("token_store_path") or default_token_store_path(cfg["client_id"])
+        store = open_store(client_id=cfg["client_id"], refresh_token=cfg["refresh_token"],
+                           url=cfg.get("token_store"), path=cfg.get("token_store_path"))
         return CloseOAuth(
             client_id=cfg["client_id"],
             client_secret=cfg["client_secret"],
             refresh_token=cfg["refresh_token"],
-            store=TokenStore(Path(path)),
+            store=store,
             token_url=cfg.get("oauth_token_url") or DEFAULT_TOKEN_URL,
             scopes=cfg.get("oauth_scopes"),
             user_agent=cfg.get("user_agent"),
+            session=self.http_session,
         )
+
+    @cached_property
+    def http_session(self) -> requests.Session:
+        """The process's one HTTP session (API and token calls, all threads)."""
+        return new_session(self.workers)
 
     @cached_property
     def run_started(self) -> dt.datetime:
@@ -291,13 +345,16 @@ class TapClose(Tap):
         # Bytes read ahead by windows and fan-outs not yet consumed (the one being written
         # is apart): enough to keep the writer busy, few enough for flat memory.
         parallel.read_ahead.limit = self.workers * READ_AHEAD_PER_WORKER
-        return CloseClient(
+        client = CloseClient(
             self.config.get("api_url") or DEFAULT_API_URL,
             self.authenticator,
             timeout=float(self.config.get("request_timeout") or 300),
             user_agent=self.config.get("user_agent") or f"tap-close/{__version__}",
             workers=self.workers,
+            session=self.http_session,
         )
+        atexit.register(client.close)  # however the process ends: no socket left open
+        return client
 
     def custom_field_definitions(self, object_type: str) -> list[dict]:
         """Custom fields (own and shared) that can be set on a Close object type."""
@@ -308,7 +365,7 @@ class TapClose(Tap):
                     pages = self.client.pages(LISTED_FIELDS[object_type], page_size=1000)
                     body = {"fields": [f for page in pages for f in page]}
                 else:
-                    body = self.client.get(f"/custom_field_schema/{object_type}/")
+                    body = self.client.get(id_path("/custom_field_schema/", object_type))
             except AccessDeniedError as exc:
                 self.logger.warning("Custom fields of %s unavailable: %s", object_type, exc)
                 body = {}
@@ -335,7 +392,7 @@ class TapClose(Tap):
             getattr(self.authenticator, "refresh_count", 0),
         )
 
-    def _handle_termination(self, signum: int, frame: Any) -> None:
+    def on_stop_signal(self, signum: int, frame: Any) -> None:
         """SIGTERM/SIGINT: stop now with one line and exit 128 + signal (the run is incomplete;
         the last STATE message written is where the next run resumes). A refresh token being
         rotated is saved first."""
@@ -353,6 +410,11 @@ class TapClose(Tap):
         parallel.limit_malloc()  # before any thread starts
         command = super().get_singer_command()
         command.main = _clean_errors(command.main, cls.logger)  # type: ignore[method-assign]
+        for param in command.params:  # unreadable or invalid files: one line, not a traceback
+            if param.name == "config" and param.callback:
+                param.callback = _checked_config(param.callback)
+            elif param.name in ("state", "catalog"):
+                param.type = JsonFile()
         for handler in logging.getLogger().handlers:  # the SDK's console handler
             if not any(isinstance(f, OutputFilter) for f in handler.filters):
                 handler.addFilter(OutputFilter())
@@ -375,6 +437,48 @@ class OutputFilter(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
+
+
+def read_json_object(option: str, path: str) -> str:
+    """The text of a JSON-object file given to `option`; ConfigError naming the option and
+    the file (never its content) when it cannot be read or is not a JSON object."""
+    try:
+        stdin = path == "-" and option != "--config"  # click.File's "-"; the SDK's config: no
+        text = sys.stdin.read() if stdin else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise ConfigError(f"{option} {path}: cannot be read ({reason})") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        msg = f"{option} {path}: not valid JSON (line {exc.lineno}, column {exc.colno})"
+        raise ConfigError(msg) from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{option} {path}: must hold a JSON object")
+    return text
+
+
+class JsonFile(click.ParamType):
+    """`--state` / `--catalog`: a readable file holding a JSON object, passed on as text."""
+
+    name = "file"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        if not isinstance(value, str):
+            return value  # already a file object
+        return io.StringIO(read_json_object(f"--{param.name if param else 'file'}", value))
+
+
+def _checked_config(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """Check every `--config` file before the SDK reads it (ENV is not a file)."""
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        for path in value or ():
+            if path != "ENV":
+                read_json_object("--config", path)
+        return callback(ctx, param, value)
+
+    return check
 
 
 CLEAN_ERRORS = (ConfigError, AuthError, CloseAPIError)

@@ -4,6 +4,7 @@ Scenarios (see the README's performance section):
 1. 50 ms latency, no rate limit: tap-close vs tap-closeio on the same data, same streams.
 2. A rate limit of R requests/s per endpoint group: leads records/s vs R x page size, 429s.
 3. No latency: CPU-bound records/s, and peak RSS at ~10k vs ~200k records.
+4. CPU per request: the client's own CPU time (its thread) per small GET, one at a time.
 """
 
 from __future__ import annotations
@@ -174,13 +175,43 @@ def scenario_cpu(tmp: Path, sizes: list[int]) -> None:
               f"{res['rss']:.0f} |")
 
 
+def scenario_request_cpu(calls: int) -> None:
+    from tap_close.auth import api_key_auth
+    from tap_close.client import CloseClient
+
+    print(f"\n## 4. CPU per request ({calls} sequential GETs of one lead, best of 3)\n")
+    # The emulator runs in its own process: this thread's CPU time is the client's alone.
+    emu = subprocess.Popen([sys.executable, "-m", "tests.emulator", "--port", "0", "--leads",
+                            "50", "--seed", "45"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert emu.stdout is not None
+        found = re.search(r"EMULATOR_URL=(\S+) API_KEY=(\S+)", emu.stdout.readline())
+        assert found, "the emulator did not start"
+        url, key = found.groups()
+        client = CloseClient(f"{url}/api/v1", api_key_auth(key), workers=1)
+        params = {"_fields": "id,display_name,date_updated", "_limit": 1}
+        client.get("/lead/", params)  # connect once
+        best = float("inf")
+        for _ in range(3):
+            started = time.thread_time()
+            for _ in range(calls):
+                client.get("/lead/", params)
+            best = min(best, (time.thread_time() - started) / calls)
+    finally:
+        emu.terminate()
+        emu.wait()
+    print(f"tap-close client: **{best * 1e6:.0f} µs CPU per request** "
+          f"(retries, rate limiter, auth, HTTP, JSON decode)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency-leads", type=int, default=2000)
     parser.add_argument("--rate-leads", type=int, default=4000)
     parser.add_argument("--rate-limit", type=int, default=10)
     parser.add_argument("--cpu-sizes", default="1000,20000")
-    parser.add_argument("--only", choices=["1", "2", "3"])
+    parser.add_argument("--request-calls", type=int, default=2000)
+    parser.add_argument("--only", choices=["1", "2", "3", "4"])
     args = parser.parse_args()
     print(f"# tap-close benchmark ({platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')})")
@@ -192,6 +223,8 @@ def main() -> None:
             scenario_rate_limit(tmp, args.rate_leads, args.rate_limit)
         if args.only in (None, "3"):
             scenario_cpu(tmp, [int(n) for n in args.cpu_sizes.split(",")])
+        if args.only in (None, "4"):
+            scenario_request_cpu(args.request_calls)
 
 
 if __name__ == "__main__":

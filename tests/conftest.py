@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.emulator import CloseEmulator
+
+# The tap honours proxy variables (requests' trust_env): a proxy set in the environment that
+# runs the tests must not carry the requests meant for the local emulator (tests/test_proxy.py
+# sets them itself).
+for _name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+    os.environ.pop(_name, None)
+    os.environ.pop(_name.lower(), None)
 
 
 @pytest.fixture

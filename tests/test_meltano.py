@@ -3,10 +3,12 @@
 
 Meltano itself goes into a separate virtualenv made once per test session (with `uv` from the
 `test` extra when present: ~2 s; else venv + pip: ~30 s), so its dependency pins never touch the
-tap's environment. The session's Meltano project is a copy of meltano.yml whose extractor runs
-this venv's `tap-close` (no second install of the tap); each loader is installed by
-`meltano install` at most once per session, only when a test needs it. Every test has its own
-Meltano system database (state backend), output directory, database and emulator.
+tap's environment. The session's Meltano project is a copy of meltano.yml with `pip_url: -e
+<this checkout>` (as the README says for another project), set up with the README's `meltano
+install`. The pipelines run the README's commands as written, with only the `<PLUGIN>_<SETTING>`
+overrides the README documents (the emulator's port, the test's database) and the Meltano
+system database of the test (`MELTANO_DATABASE_URI`). Every test has its own system database,
+database and emulator.
 
 These tests need PyPI (Meltano, the loaders) and, for target-postgres, a PostgreSQL server (see
 tests/pg.py). Outside CI they skip with the reason when either is missing; with CI=true they fail.
@@ -14,7 +16,7 @@ tests/pg.py). Outside CI they skip with the reason when either is missing; with 
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import hashlib
 import json
 import os
@@ -23,9 +25,9 @@ import shutil
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ import pytest
 import yaml
 from psycopg import sql
 
+from tap_close.tap import SETTINGS
 from tests.emulator import CloseEmulator
 from tests.harness import TAP
 from tests.pg import PgServer, PgUnavailable, postgres_server
@@ -43,10 +46,7 @@ IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
 STATE_ID = "{environment}:tap-close-to-{target}"
 EMAIL_SALT = "pepper-for-tests"
 CORE_STREAMS = {"leads", "contacts", "opportunities", "users", "lead_statuses", "pipelines"}
-SDK_SETTINGS = {
-    "stream_maps", "stream_map_config", "faker_config", "flattening_enabled",
-    "flattening_max_depth", "flattening_max_key_length", "flattening_separator", "batch_config",
-}
+OWN_SETTINGS = set(SETTINGS.to_dict()["properties"])
 # The `events` stream stops 5 minutes before the run starts (Close's advice), so the emulator's
 # newest events are not expected in it.
 NOT_COMPARED = {"events"}
@@ -103,7 +103,10 @@ def test_meltano_yml_matches_tap_about() -> None:
         ["api_key"], ["client_id", "client_secret", "refresh_token"]]
     settings = {s["name"]: s for s in tap["settings"]}
     hint = "update meltano.yml to match `tap-close --about --format=json`"
-    own = set(props) - SDK_SETTINGS  # the SDK's are optional (they may be set as YAML objects)
+    # The SDK's built-in settings (whatever the installed SDK adds) are optional in meltano.yml:
+    # they may be set as YAML objects.
+    own = set(props) & OWN_SETTINGS
+    assert own == OWN_SETTINGS
     assert own <= set(settings) <= set(props), f"settings differ: {own ^ set(settings)}; {hint}"
     for name, setting in settings.items():
         prop = props[name]
@@ -111,7 +114,7 @@ def test_meltano_yml_matches_tap_about() -> None:
         assert setting.get("kind") in expected_kinds(prop), f"{name}: kind; {hint}"
         assert bool(setting.get("sensitive")) == bool(prop.get("secret")), f"{name}: sensitive"
         assert setting.get("description"), f"{name}: no description"
-        if name not in SDK_SETTINGS:  # the SDK's own texts are shortened in meltano.yml
+        if name in OWN_SETTINGS:  # the SDK's own texts are shortened in meltano.yml
             assert " ".join(setting["description"].split()) == prop.get("description"), (
                 f"{name}: description; {hint}")
         if "value" in setting:
@@ -133,13 +136,33 @@ def test_meltano_yml_matches_tap_about() -> None:
     assert emu_tap["api_url"].startswith("http://127.0.0.1:")
 
 
-def readme_stream_maps() -> dict[str, Any]:
-    """The tap-close `config` of the YAML example in the README's "Stream maps" section."""
+def readme_yaml(section: str, end: str) -> dict[str, Any]:
+    """The YAML example of a README section (`## <section>` up to `## <end>`)."""
     readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Stream maps"):readme.index("## Scaling out")]
-    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
-    assert block, "no YAML example in the README's Stream maps section"
-    return dict(plugin(yaml.safe_load(block.group(1)), "extractors", "tap-close")["config"])
+    text = readme[readme.index(f"## {section}"):readme.index(f"## {end}")]
+    block = re.search(r"```yaml\n(.*?)```", text, re.DOTALL)
+    assert block, f"no YAML example in the README's {section} section"
+    return dict(yaml.safe_load(block.group(1)))
+
+
+@contextlib.contextmanager
+def project_with(meltano: Meltano, change: Callable[[dict[str, Any]], None]) -> Iterator[None]:
+    """The session project's meltano.yml changed (as the README says to) for one test."""
+    path = meltano.project / "meltano.yml"
+    original = path.read_text()
+    spec = yaml.safe_load(original)
+    change(spec)
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+def add_stream_maps(spec: dict[str, Any]) -> None:
+    """The README's "Stream maps" YAML, in the tap-close plugin's config."""
+    example = plugin(readme_yaml("Stream maps", "Scaling out"), "extractors", "tap-close")
+    plugin(spec, "extractors", "tap-close").setdefault("config", {}).update(example["config"])
 
 
 # --- Meltano in its own venv, one project per session ---------------------------------------------
@@ -176,7 +199,6 @@ def _install_meltano(venv: Path) -> Path:
 class Meltano:
     bin: Path
     project: Path
-    installed: set[str] = field(default_factory=set)
 
     def base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
@@ -194,15 +216,6 @@ class Meltano:
         return _run([self.bin, *args], cwd=self.project, env=env or self.base_env(),
                     timeout=timeout)
 
-    def install(self, name: str) -> None:
-        """`meltano install NAME` once per session (the plugin venvs live in the project)."""
-        if name in self.installed:
-            return
-        proc = self("install", name, timeout=900)
-        if proc.returncode:
-            unavailable(f"`meltano install {name}` failed (needs PyPI):\n{proc.stderr[-3000:]}")
-        self.installed.add(name)
-
 
 @pytest.fixture(scope="session")
 def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
@@ -214,16 +227,13 @@ def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
     project = root / "project"
     project.mkdir()
     spec = load_meltano_yml()
-    tap = plugin(spec, "extractors", "tap-close")
-    tap["pip_url"] = f"-e {REPO}"  # what `meltano install` would use
-    tap["executable"] = TAP  # run this venv's tap-close: no second install of the tap
-    # `emulator-maps`: the emulator environment plus the README's stream maps example
-    maps_env = copy.deepcopy(next(e for e in spec["environments"] if e["name"] == "emulator"))
-    maps_env["name"] = "emulator-maps"
-    plugin(maps_env["config"], "extractors", "tap-close")["config"].update(readme_stream_maps())
-    spec["environments"].append(maps_env)
+    plugin(spec, "extractors", "tap-close")["pip_url"] = f"-e {REPO}"  # README: another project
     (project / "meltano.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    return Meltano(binary, project)
+    melt = Meltano(binary, project)
+    proc = melt("install", timeout=900)  # the README's command: the tap and both loaders
+    if proc.returncode:
+        unavailable(f"`meltano install` failed (needs PyPI):\n{proc.stderr[-3000:]}")
+    return melt
 
 
 def pipeline_env(meltano: Meltano, tmp_path: Path, emu: CloseEmulator,
@@ -234,7 +244,6 @@ def pipeline_env(meltano: Meltano, tmp_path: Path, emu: CloseEmulator,
         MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
         TAP_CLOSE_API_URL=emu.api_url,  # overrides the `emulator` environment's fixed port
         TAP_CLOSE_OAUTH_TOKEN_URL=emu.token_url,
-        XDG_STATE_HOME=str(tmp_path / "xdg"),
         **extra,
     )
     return env
@@ -242,11 +251,12 @@ def pipeline_env(meltano: Meltano, tmp_path: Path, emu: CloseEmulator,
 
 def meltano_run(meltano: Meltano, target: str, env: dict[str, str],
                 environment: str = "emulator") -> str:
-    proc = meltano(f"--environment={environment}", "run", "--no-install", "tap-close", target,
-                   env=env)
+    """The README's `meltano --environment=emulator run tap-close <target>`, as written."""
+    proc = meltano(f"--environment={environment}", "run", "tap-close", target, env=env)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"meltano run failed ({proc.returncode}):\n{log[-6000:]}"
     assert "Traceback" not in log, log[-6000:]
+    assert "ResourceWarning" not in log, "a connection was left open"
     return log
 
 
@@ -319,10 +329,13 @@ def mutate(emu: CloseEmulator) -> Mutations:
 # --- target-jsonl ------------------------------------------------------------------------------
 
 
-def read_jsonl(directory: Path) -> dict[str, list[dict[str, Any]]]:
+def read_jsonl(directory: Path, after: dict[str, list[dict[str, Any]]] | None = None
+               ) -> dict[str, list[dict[str, Any]]]:
+    """Records per stream file; with `after`, only the lines appended since that reading."""
     out: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(directory.glob("*.jsonl")):
-        out[path.stem] = [json.loads(line) for line in path.read_text().splitlines() if line]
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line]
+        out[path.stem] = lines[len((after or {}).get(path.stem, [])):]
     return out
 
 
@@ -366,14 +379,24 @@ def assert_emails_hashed(out: dict[str, list[dict[str, Any]]], emu: CloseEmulato
 
 
 def test_meltano_run_target_jsonl_is_incremental(meltano: Meltano, tmp_path: Path) -> None:
-    """Also runs the README's stream maps example (environment `emulator-maps`)."""
-    meltano.install("target-jsonl")
-    environment = "emulator-maps"
-    with CloseEmulator(seed=3, n_leads=20) as emu:
-        env = pipeline_env(meltano, tmp_path, emu, CLOSE_EMAIL_SALT=EMAIL_SALT)
-        meltano_run(meltano, "target-jsonl", {
-            **env, "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "run1")}, environment)
-        first = read_jsonl(tmp_path / "run1")
+    """With the README's stream maps example in meltano.yml."""
+    environment = "emulator"
+    output = meltano.project / "output" / "emulator"  # the emulator environment's directory
+    shutil.rmtree(output, ignore_errors=True)
+    with CloseEmulator(seed=3, n_leads=20) as emu, project_with(meltano, add_stream_maps):
+        env = pipeline_env(meltano, tmp_path, emu)
+        # CLOSE_EMAIL_SALT unset: one line naming the setting, before any record or state
+        proc = meltano(f"--environment={environment}", "run", "tap-close", "target-jsonl",
+                       env=env)
+        log = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and "Traceback" not in log, log[-4000:]
+        assert "stream_map_config does not set email_salt" in log, log[-4000:]
+        assert not list(output.glob("*.jsonl")), "records were written"
+        assert not emu.request_log, "the check comes before any request"
+
+        env["CLOSE_EMAIL_SALT"] = EMAIL_SALT
+        meltano_run(meltano, "target-jsonl", env, environment)
+        first = read_jsonl(output)
         assert_emails_hashed(first, emu)
         compared = set()
         for stream, records in first.items():
@@ -389,9 +412,8 @@ def test_meltano_run_target_jsonl_is_incremental(meltano: Meltano, tmp_path: Pat
         assert state.get("leads", {}).get("replication_key_value"), state.get("leads")
 
         m = mutate(emu)
-        meltano_run(meltano, "target-jsonl", {
-            **env, "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "run2")}, environment)
-        second = read_jsonl(tmp_path / "run2")
+        meltano_run(meltano, "target-jsonl", env, environment)
+        second = read_jsonl(output, after=first)  # do_timestamp_file: false appends
         assert_emails_hashed(second, emu, deleted=True)
 
     changed_leads = {m.updated_lead, m.updated_contact_lead, m.new_lead}
@@ -435,7 +457,7 @@ def pg_server() -> Iterator[PgServer]:
         yield server
 
 
-SCHEMA = "close"
+SCHEMA = "close_emulator"  # the emulator environment's default_target_schema
 
 
 def qualified(name: str) -> sql.Composed:
@@ -479,23 +501,27 @@ def expected_pg_types(field_def: dict[str, Any]) -> set[str]:
         "number": {"numeric", "float8", "int8"},
         "date": {"date"},
         "datetime": {"timestamp", "timestamptz"},
-        "hidden": {"jsonb", "json"},
+        "hidden": {"text", "varchar"},  # JSON text
     }.get(field_def["type"], {"text", "varchar"})
+
+
+def postgres_overrides(pg: PgServer) -> dict[str, str]:
+    """TARGET_POSTGRES_* for what differs from the emulator environment's server (none for
+    the machine's trust-auth server on 127.0.0.1:5432)."""
+    env = next(e for e in load_meltano_yml()["environments"] if e["name"] == "emulator")
+    shipped = plugin(env["config"], "loaders", "target-postgres")["config"]
+    actual = {"host": pg.host, "port": pg.port, "user": pg.user, "password": pg.password}
+    return {f"TARGET_POSTGRES_{name.upper()}": str(value) for name, value in actual.items()
+            if str(value) != str(shipped.get(name))}
 
 
 def test_meltano_run_target_postgres(meltano: Meltano, pg_server: PgServer,
                                      tmp_path: Path) -> None:
-    meltano.install("target-postgres")
     with pg_server.temporary_database() as db, CloseEmulator(seed=5, n_leads=20) as emu:
-        env = pipeline_env(
-            meltano, tmp_path, emu,
-            TARGET_POSTGRES_HOST=pg_server.host,
-            TARGET_POSTGRES_PORT=str(pg_server.port),
-            TARGET_POSTGRES_USER=pg_server.user,
-            TARGET_POSTGRES_PASSWORD=pg_server.password,
-            TARGET_POSTGRES_DATABASE=db,
-            TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=SCHEMA,
-        )
+        # the emulator environment as shipped (127.0.0.1:5432, user postgres, trust auth),
+        # in this test's own database; a private test server's address overrides it too
+        env = pipeline_env(meltano, tmp_path, emu, TARGET_POSTGRES_DATABASE=db,
+                           **postgres_overrides(pg_server))
         meltano_run(meltano, "target-postgres", env)
         counts = table_counts(pg_server, db)
         compared = set()
@@ -549,3 +575,51 @@ def test_meltano_run_target_postgres(meltano: Meltano, pg_server: PgServer,
         assert m.new_lead in keys(pg_server, db, "leads", deleted=False)
         state = bookmarks(stored_state(meltano, env, "target-postgres"))
         assert state.get("leads", {}).get("replication_key_value")
+
+
+# --- the README's Meltano commands for a Close account (dev environment) --------------------------
+
+
+def add_scaling_out(spec: dict[str, Any]) -> None:
+    """The README's "Scaling out" YAML: inherited extractors, jobs and schedules."""
+    example = readme_yaml("Scaling out", "Streams")
+    spec["plugins"]["extractors"] += example["plugins"]["extractors"]
+    spec["jobs"], spec["schedules"] = example["jobs"], example["schedules"]
+
+
+def test_meltano_dev_commands(meltano: Meltano, tmp_path: Path) -> None:
+    """`meltano config set tap-close api_key ...`, `meltano run tap-close target-jsonl` and
+    `meltano state get` in the default (dev) environment, as the README writes them (Close's
+    URL overridden by TAP_CLOSE_API_URL), and the scaling-out groups' `meltano select --list`."""
+    project = meltano.project
+    output = project / "output"
+    shutil.rmtree(output, ignore_errors=True)
+    with CloseEmulator(seed=9, n_leads=15) as emu:
+        env = pipeline_env(meltano, tmp_path, emu, CLOSE_API_KEY=emu.api_key,
+                           PATH=f"{meltano.bin.parent}:{os.environ['PATH']}")
+
+        def shell(command: str) -> str:
+            proc = _run(["bash", "-c", command], cwd=project, env=env, timeout=300)
+            log = proc.stdout + proc.stderr
+            assert proc.returncode == 0 and "Traceback" not in log, f"{command}:\n{log[-4000:]}"
+            return proc.stdout
+
+        try:
+            shell("meltano config set tap-close api_key api_...")
+            shell('meltano config set tap-close api_key "$CLOSE_API_KEY"')
+            assert f"TAP_CLOSE_API_KEY='{emu.api_key}'" in (project / ".env").read_text()
+            assert emu.api_key not in (project / "meltano.yml").read_text().replace(
+                "api_emulator_key", "")  # only the emulator environment's own test key
+            shell("meltano run tap-close target-jsonl")
+            leads = read_jsonl(output)["leads"]
+            assert live(leads) == emu.truth("leads")
+            state = json.loads(shell("meltano state get dev:tap-close-to-target-jsonl")
+                               .strip().splitlines()[-1])
+            assert bookmarks(state)["leads"]["replication_key_value"]
+
+            with project_with(meltano, add_scaling_out):
+                listed = shell("meltano select tap-close--crm --list")  # Meltano reads the jobs too
+            selected = set(re.findall(r"\[selected\s*\]\s+(\w+)\.", listed))
+            assert selected == {"leads", "contacts", "opportunities"}, listed[-2000:]
+        finally:
+            (project / ".env").unlink(missing_ok=True)

@@ -102,7 +102,8 @@ def test_tap_close_auth_seeds_the_store(tmp_path: Path) -> None:
         pasted = f"{redirect}?code={emu.issue_auth_code(redirect)}&state=x"
         out = subprocess.run(
             [AUTH_CLI, "--client-id", emu.client_id, "--redirect-uri", redirect,
-             "--token-url", emu.token_url, "--token-store-path", str(store), "--code", pasted],
+             "--token-url", emu.token_url, "--token-store-path", str(store), "--code", pasted,
+             "--state", "x"],
             capture_output=True, text=True, timeout=60, check=False,
             env={**os.environ, "TAP_CLOSE_CLIENT_SECRET": emu.client_secret},
         )

@@ -8,6 +8,7 @@ equal the emulator's truth in every stream.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from tests.conftest import api_key_config
 from tests.emulator import CloseEmulator
 from tests.emulator.data import STREAMS
 from tests.harness import TapRun, run_tap
+from tests.test_sdk_features import batch_rows, discover, messages, metric_counts, select_only
 
 #: Not compared: the raw event log waits 5 minutes for Close to settle; `activities` is no
 #: tap stream (one stream per type); Close lists only the caller's send-as associations.
@@ -176,6 +178,41 @@ def test_contact_edits_without_a_lead_bump(quirks: tuple[str, ...], payloads: bo
         rows = [r for r in second.records["contacts"] if r["id"] == contact]
         assert rows and rows[-1]["title"] == truth["title"]
         assert rows[-1]["lead_id"] == truth["lead_id"]
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_contact_edits_through_the_contacts_stream(batch: bool, tmp_path: Path) -> None:
+    """Item 3 with the contacts child stream: an edited contact (its lead unchanged) is a
+    contacts record with contacts alone selected (RECORDs, metrics, state), or in a contacts
+    BATCH file before the STATE that follows it."""
+    with CloseEmulator(seed=16, n_leads=40, quirks=["contact_edit_no_lead_bump"]) as emu:
+        names = ("contacts",) if not batch else ("leads", "contacts")
+        catalog = select_only(discover(emu), *names)
+        config = api_key_config(emu)
+        if batch:
+            config["batch_config"] = {
+                "encoding": {"format": "jsonl", "compression": "gzip"},
+                "storage": {"root": f"file://{tmp_path}", "prefix": "batch-"}}
+        first = run_tap(config, catalog=catalog).assert_ok()
+        contact = sorted(emu.truth("contacts"))[3]
+        emu.update_contact(contact)
+        second = run_tap(config, state=first.state, catalog=catalog).assert_ok()
+        truth = next(c for c in emu.records("contacts") if c["id"] == contact)
+        sent = messages(second.stdout)
+        if batch:
+            rows = [r for m in sent if m["type"] == "BATCH" and m["stream"] == "contacts"
+                    for r in batch_rows(m)]
+            last_batch = max(i for i, m in enumerate(sent) if m["type"] == "BATCH")
+            assert any(m["type"] == "STATE" for m in sent[last_batch:])
+        else:
+            rows = second.records["contacts"]
+            assert set(second.records) == {"contacts"} and list(second.schemas) == ["contacts"]
+            assert metric_counts(second.stderr)["contacts"] == len(rows)
+        edited = [r for r in rows if r["id"] == contact]
+        assert edited and edited[-1]["title"] == truth["title"], "the edit, from the event"
+        assert edited[-1]["lead_id"] == truth["lead_id"]
+        leads_state = second.state["bookmarks"]["leads"]
+        assert leads_state["events"].get("complete") is not False, "the leads' event position moved"
 
 
 @pytest.mark.parametrize("quirks", [(), ("tasks_edited_during_scan",)])

@@ -43,6 +43,21 @@ def assert_chain_intact(emu: CloseEmulator, store: Path) -> None:
     assert not leftovers, leftovers
 
 
+def token_request_in_flight(emu: CloseEmulator) -> None:
+    """Wait until the token request (slowed by an injected `slow` fault) is being answered."""
+    deadline = time.monotonic() + 30
+    while emu.faults.pending() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def tap_in_a_slow_refresh(emu: CloseEmulator, config: dict, tmp: Path, name: str) -> TapProcess:
+    """A tap started with its first token request slowed, returned while that is answered."""
+    emu.inject(["slow"], path_prefix="/oauth2/token/")
+    proc = TapProcess(config, tmp, name=name)
+    token_request_in_flight(emu)
+    return proc
+
+
 def assert_synced(run: TapRun, emu: CloseEmulator, streams=STREAMS) -> None:
     run.assert_ok()
     for stream in streams:
@@ -98,11 +113,7 @@ def test_sigterm_during_a_refresh_saves_the_rotated_token(tmp_path: Path) -> Non
     with CloseEmulator(seed=53, n_leads=5, slow_seconds=1.0) as emu:
         track_tokens(emu)
         config = oauth_config(emu, str(store))
-        emu.inject(["slow"], path_prefix="/oauth2/token/")
-        proc = TapProcess(config, tmp_path, name="stopped")
-        deadline = time.monotonic() + 30
-        while emu.faults.pending() and time.monotonic() < deadline:
-            time.sleep(0.01)  # the token request has arrived and is being answered slowly
+        proc = tap_in_a_slow_refresh(emu, config, tmp_path, "stopped")
         time.sleep(0.2)
         proc.send(signal.SIGTERM)
         stopped = proc.finish()

@@ -24,7 +24,10 @@ from tap_close.schemas import (
     with_custom_fields,
 )
 
-EXAMPLES_DIR = Path(os.environ.get("CLOSE_EXAMPLES_DIR", "/work/shared/reference/close-examples"))
+EXAMPLES_DIR = Path(os.environ.get(
+    "CLOSE_EXAMPLES_DIR",
+    Path(__file__).resolve().parents[2] / "shared" / "reference" / "close-examples",
+))
 
 
 class Source(NamedTuple):
@@ -243,6 +246,9 @@ def normalise(
     for key in datetime_properties(schema):
         if isinstance(record.get(key), str) and NAIVE_DATETIME.fullmatch(record[key]):
             record[key] += "+00:00"
+    for key, prop in schema["properties"].items():  # free-form values travel as JSON text
+        if prop.get("contentMediaType") == "application/json" and record.get(key) is not None:
+            record[key] = json.dumps(record[key])
     return assume_utc(record, schema), schema
 
 

@@ -7,12 +7,13 @@ import stat
 from pathlib import Path
 
 import pytest
+from requests.structures import CaseInsensitiveDict
 
-from tap_close.auth import AuthError, TokenStore, default_token_store_path
+from tap_close.auth import AuthError
 from tap_close.auth_cli import authorize_url, extract_code
-from tap_close.client import _rate_reset, endpoint_group, parse_ratelimit
+from tap_close.client import Reply, _rate_reset, endpoint_group, parse_ratelimit
+from tap_close.stores.file import FileStore, default_path
 from tap_close.streams.base import format_ts, parse_ts
-from tap_close.transport import Headers, Reply
 
 
 def test_parse_ratelimit_is_case_insensitive_with_decimals() -> None:
@@ -28,7 +29,7 @@ def test_endpoint_group() -> None:
 
 
 def _response(status: int, body: object, headers: dict[str, str]) -> Reply:
-    return Reply(status, Headers(headers), json.dumps(body).encode())
+    return Reply(status, CaseInsensitiveDict(headers), json.dumps(body).encode())
 
 
 @pytest.mark.parametrize(("body", "headers", "expected"), [
@@ -49,39 +50,44 @@ def test_timestamps_normalise_to_utc() -> None:
 
 
 def test_token_store_is_atomic_and_private(tmp_path: Path) -> None:
-    store = TokenStore(tmp_path / "a" / "b" / "t.json")
-    assert store.load() is None
-    store.save({"refresh_token": "r1"})
-    store.save({"refresh_token": "r2"})
-    assert store.load() == {"refresh_token": "r2"}
+    store = FileStore(tmp_path / "a" / "b" / "t.json", client_id="c", seed="s")
+    with store.hold():
+        assert store.load() is None
+        store.prepare()  # the temp file exists before the token is spent
+        assert len(list(store.path.parent.glob(".tmp-*"))) == 1
+        store.save({"refresh_token": "r1"})
+        store.save({"refresh_token": "r2"})
+        assert store.load() == {"refresh_token": "r2"}
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
-    assert [p.name for p in store.path.parent.iterdir()] == ["t.json"]  # no temp files left
-    with store.lock():
-        pass
+    names = sorted(p.name for p in store.path.parent.iterdir())
+    assert names == ["t.json", "t.json.lock"]  # no temp files left
 
 
 def test_damaged_token_store_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "t.json"
     path.write_text("{not json")
     with pytest.raises(AuthError, match="token_store_path"):
-        TokenStore(path).load()
+        FileStore(path, client_id="c", seed="s").load()
 
 
-def test_default_token_store_path_is_per_client(monkeypatch, tmp_path: Path) -> None:
+def test_default_token_store_path_is_per_client_and_chain(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
-    a, b = default_token_store_path("client-a"), default_token_store_path("client-b")
-    assert a != b and a.parent == tmp_path / "tap-close"
+    paths = {default_path("client-a", "chain1"), default_path("client-b", "chain1"),
+             default_path("client-a", "chain2")}
+    assert len(paths) == 3 and {p.parent for p in paths} == {tmp_path / "tap-close"}
     monkeypatch.delenv("XDG_STATE_HOME")
-    assert ".local/state/tap-close" in str(default_token_store_path("x"))
+    assert ".local/state/tap-close" in str(default_path("x", "y"))
 
 
 def test_extract_code_accepts_url_or_code() -> None:
-    assert extract_code("abc123") == "abc123"
+    assert extract_code("abc123", None) == "abc123"
     assert extract_code("https://x.example/cb?code=zz&state=s1", "s1") == "zz"
     with pytest.raises(AuthError, match="access_denied"):
-        extract_code("https://x.example/cb?error=access_denied")
+        extract_code("https://x.example/cb?error=access_denied", "s1")
     with pytest.raises(AuthError, match="state"):
         extract_code("https://x.example/cb?code=zz&state=other", "s1")
+    with pytest.raises(AuthError, match="no `state`"):
+        extract_code("https://x.example/cb?code=zz", "s1")
 
 
 def test_authorize_url() -> None:
@@ -94,7 +100,7 @@ def test_unwritable_store_dir_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")  # a file where the store's directory should be: even root fails
     with pytest.raises(AuthError, match="token_store_path"):
-        TokenStore(blocker / "x" / "t.json").save({"refresh_token": "r"})
+        FileStore(blocker / "x" / "t.json", client_id="c", seed="s").save({"refresh_token": "r"})
 
 
 def test_export_json_reader_handles_arrays_lines_and_chunking() -> None:

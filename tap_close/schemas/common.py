@@ -15,8 +15,15 @@ JSONDict = dict[str, t.Any]
 ANY_JSON_TYPES = ("object", "array", "string", "number", "boolean", "null")
 
 ID = th.Property("id", th.StringType, required=True)
-FREE_FORM = th.ObjectType()  # really free-form objects (AI summaries, queries, event payloads)
-ANY = th.CustomType({"type": list(ANY_JSON_TYPES)})  # any JSON value, null included
+# Really free-form objects (AI summaries, queries, event payloads). No `properties` key: the
+# SDK's flattening would drop an object with empty `properties` from the SCHEMA yet still
+# flatten its values into the RECORDs; without it, a flattened object is one JSON text column.
+FREE_FORM = th.CustomType({"type": ["object", "null"], "additionalProperties": True})
+#: Any JSON value (hidden custom fields, undocumented fields) travels as JSON text: a string
+#: every loader accepts (pipelinewise-target-postgres and target-duckdb reject a union of every
+#: JSON type). `contentMediaType` marks these columns; the stream encodes their values.
+JSON_TEXT: JSONDict = {"type": ["string", "null"], "contentMediaType": "application/json"}
+ANY = th.CustomType(JSON_TEXT)
 
 
 def _strings(*names: str) -> list[th.Property]:
@@ -52,7 +59,8 @@ def _datetimes(*names: str) -> list[th.Property]:
 def _undocumented(*names: str) -> list[th.Property]:
     """Fields Close returns (null or empty in its examples) without documenting their shape."""
     return [
-        th.Property(name, ANY, description="Shape not documented by Close: any JSON value.")
+        th.Property(name, ANY, description="Shape not documented by Close: any JSON value, "
+                    "as JSON text.")
         for name in names
     ]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from tap_close.schemas.common import ANY_JSON_TYPES, JSONDict
+from tap_close.schemas.common import JSON_TEXT, JSONDict
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -58,8 +58,8 @@ def custom_field_property(definition: Mapping[str, t.Any]) -> JSONDict:
     multiple = bool(definition.get("accepts_multiple_values"))
     value = _value_schema(close_type, converting_to)
 
-    if value is None:  # any JSON value; typed so targets and the SDK can map it
-        schema: JSONDict = {"type": list(ANY_JSON_TYPES)}
+    if value is None:  # any JSON value, as JSON text (see JSON_TEXT)
+        schema: JSONDict = copy.deepcopy(JSON_TEXT)
     elif multiple:
         schema = {"type": ["array", "null"], "items": value}
     else:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from tap_close import schemas
-from tap_close.client import CloseAPIError, KeyPage, MaxSkipError
+from tap_close.client import CloseAPIError, KeyPage, MaxSkipError, id_path
 from tap_close.streams.base import (
     UTC,
     CloseStream,
@@ -91,7 +91,7 @@ def activity_kind(stream: CloseStream, event: dict) -> Kind | None:
     key = "kind:" + object_id
     if key not in memo:
         try:
-            found = stream.client.get(f"/activity/{object_id}/", {"_fields": "_type"})
+            found = stream.client.get(id_path("/activity/", object_id), {"_fields": "_type"})
             memo[key] = KIND_BY_TYPE.get(str(found.get("_type")))
         except CloseAPIError as exc:
             if exc.status != 404:
@@ -129,7 +129,7 @@ class ActivityStream(EventReplay, CloseStream):
     #: Transcripts: computed at a cost and returned only when asked for by `_fields`.
     opt_in_properties = ("recording_transcript", "voicemail_transcript", "transcripts")
 
-    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
+    def advance_bookmark(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Bookmarks move per finished window instead (records are in no promised order)."""
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
@@ -168,7 +168,7 @@ class ActivityStream(EventReplay, CloseStream):
         return activity_kind(self, event) is self.kind
 
     def object_path(self, object_id: str) -> str:
-        return f"{self.path}{object_id}/"
+        return id_path(self.path, object_id)
 
 
 def _activity_stream(kind: Kind) -> type[ActivityStream]:
@@ -211,7 +211,7 @@ class TasksStream(EventReplay, IncrementalStream):
     def owns(self, event: dict) -> bool:
         return super().owns(event) or str(event.get("object_type") or "").startswith("task.")
 
-    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
+    def advance_bookmark(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Bookmarks move per finished window instead (records are not in key order)."""
 
     def window_params(

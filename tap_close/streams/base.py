@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import math
 from collections.abc import Callable, Generator, Iterable, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from singer_sdk.helpers._catalog import pop_deselected_record_properties
-from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL, MetadataMapping
-from singer_sdk.streams import Stream
 
 from tap_close import parallel
 from tap_close.client import (
@@ -25,7 +23,14 @@ from tap_close.client import (
     endpoint_group,
     key_page_decoder,
 )
-from tap_close.schemas import custom_field_column, custom_field_properties
+from tap_close.schemas import DELETED_AT, custom_field_column, custom_field_properties
+from tap_close.sdk_compat import (
+    StreamHooks,
+    input_catalog,
+    pop_deselected_record_properties,
+    stream_version,
+    utc_now,
+)
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -108,7 +113,7 @@ class Deferred:
         self.apply = apply
 
 
-class CloseStream(Stream):
+class CloseStream(StreamHooks):
     """A Close list endpoint read with `_skip`/`_limit` paging (full table)."""
 
     # Close sends JSON-native values; post_process keeps only the schema's keys.
@@ -126,6 +131,8 @@ class CloseStream(Stream):
     #: Properties Close computes at a cost (smart fields, transcripts): in the catalog with
     #: `selected-by-default: false`, so Close is asked for them only when selected.
     opt_in_properties: ClassVar[tuple[str, ...]] = ()
+    #: The stream sends tombstones (records with `_sdc_deleted_at`): only then has the column.
+    emits_tombstones: ClassVar[bool] = False
 
     _tap: TapClose
     _replaying = False  # True while replaying events (older records: no bookmark change)
@@ -142,7 +149,7 @@ class CloseStream(Stream):
     def metadata(self) -> MetadataMapping:
         """The SDK's metadata; without an input catalog, opt-in properties are unselected."""
         metadata = super().metadata
-        if self.opt_in_properties and self._tap_input_catalog is None:
+        if self.opt_in_properties and input_catalog(self) is None:
             for name in self.opt_in_properties:
                 entry = metadata.get(("properties", name))
                 if entry is not None and entry.selected_by_default is None:
@@ -152,6 +159,10 @@ class CloseStream(Stream):
     @cached_property
     def schema(self) -> dict:
         schema = {**self.static_schema, "properties": dict(self.static_schema["properties"])}
+        if not self.emits_tombstones:  # the object can be deleted, but this stream never says
+            schema["properties"].pop(DELETED_AT.name, None)
+        elif DELETED_AT.name not in schema["properties"]:
+            schema["properties"].update(DELETED_AT.to_dict())
         if self.custom_object:
             definitions = self._tap.custom_field_definitions(self.custom_object)
             schema["properties"].update(custom_field_properties(definitions))
@@ -165,7 +176,8 @@ class CloseStream(Stream):
         """API field names for the selected properties (custom columns map back to `custom.`)."""
         fields = []
         for name in self.schema["properties"]:
-            if name != "id" and not self.mask.get(("properties", name), True):
+            if name != "id" and (name not in self._known_keys
+                                 or not self.mask.get(("properties", name), True)):
                 continue
             if self.custom_object and name.startswith("custom_cf_"):
                 fields.append(CUSTOM_KEY + name[len("custom_") :])
@@ -181,22 +193,50 @@ class CloseStream(Stream):
 
     @property
     def emit_activate_version_messages(self) -> bool:
-        """Full-table streams send ACTIVATE_VERSION so targets can drop vanished rows."""
-        return True
+        """Full-table streams send ACTIVATE_VERSION (so targets can drop vanished rows) unless
+        the `emit_activate_version_messages` setting is false."""
+        return bool(self.config.get("emit_activate_version_messages", True))
 
     @cached_property
     def _everything_selected(self) -> bool:
         return all(self.mask.values())
 
-    def _process_record(self, record: dict, child_context: Context | None = None,
-                        partition_context: Context | None = None) -> None:
-        """The SDK's step, skipped when there is no partition and no child stream (hot path:
-        it would only make and copy an empty child context per record)."""
-        if partition_context or self.child_streams:
-            super()._process_record(record, child_context=child_context,
-                                    partition_context=partition_context)
+    @cached_property
+    def _json_text_columns(self) -> tuple[str, ...]:
+        """Free-form columns, sent as JSON text (see `schemas.JSON_TEXT`)."""
+        return tuple(name for name, prop in self.schema["properties"].items()
+                     if prop.get("contentMediaType") == "application/json")
 
-    def _write_record_message(self, record: dict) -> None:
+    def process_record(self, record: dict, child_context: Context | None,
+                       partition_context: Context | None) -> None:
+        """Free-form values become JSON text (here: the one step the SDK runs once per record
+        before RECORD or BATCH output and stream maps; `post_process` may run twice on a row).
+        Then the SDK's step, skipped when there is no partition and no child stream (hot path:
+        it would only make and copy an empty child context per record)."""
+        for key in self._json_text_columns:
+            value = record.get(key)
+            if value is not None:
+                record[key] = json.dumps(value, separators=(",", ":"), ensure_ascii=False,
+                                         default=str)
+        if partition_context or self.child_streams:
+            super().process_record(record, child_context, partition_context)
+
+    def write_starting_value(self, context: Context | None) -> None:
+        """Once per context and run: a stream read ahead (`Prefetcher`) has it already."""
+        done: set = self.__dict__.setdefault("_starting_values_written", set())
+        key = repr(sorted((context or {}).items()))
+        if key not in done:
+            done.add(key)
+            super().write_starting_value(context)
+
+    def advance_bookmark(self, latest_record: dict, *, context: Context | None = None) -> None:
+        """A record without the replication key (an id-only tombstone: no event payload)
+        leaves the bookmark where it is."""
+        if self.replication_key and latest_record.get(self.replication_key) is None:
+            return
+        super().advance_bookmark(latest_record, context=context)
+
+    def write_record(self, record: dict) -> None:
         """The SDK's RECORD step without its per-record generator, and without the
         deselected-property walk when nothing is deselected (hot path)."""
         if not self._everything_selected:
@@ -213,7 +253,7 @@ class CloseStream(Stream):
         if mapped is None:
             return None
         return RecordMessage(stream=stream_map.stream_alias, record=mapped,
-                             version=self._stream_version, time_extracted=utc_now())
+                             version=stream_version(self), time_extracted=utc_now())
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
         """Records of this stream; an endpoint the credential may not use is skipped.
@@ -243,13 +283,39 @@ class CloseStream(Stream):
         return Deferred(lambda: self.get_context_state(context).update(values))
 
     def read_records(self, context: Context | None) -> Iterable[Any]:
-        """Rows, `KeyPage`s of rows (decoded when written) and `Deferred` state changes."""
+        """The stream's data, in the order it must be written. The contract for overrides:
+
+        - Yields raw rows (dicts as Close sends them: `post_process` maps and normalises them
+          later), `KeyPage`s of rows (raw bytes, decoded only when written) and `Deferred`
+          state changes. Nothing else.
+        - May run in a worker thread, ahead of its turn (`Prefetcher`), while the main thread
+          writes other streams: it must not write messages nor change anything the writer
+          uses. It may read its own state (`self.get_context_state(context)` exists before it
+          runs) and make requests through `self.client` (thread-safe).
+        - State changes are never made directly: they are yielded as `Deferred`
+          (`self.update_state(...)`,
+          `self.replaying(...)`): they apply in the main thread once every row yielded before
+          them has been written, so STATE never runs ahead of the data.
+        - Streams with an event log (`EventReplay`) end with `yield from self.replay(context)`
+          after their main pass (the mixin's `read_records` does it for the default pass; an
+          override must keep it, on every path, or deletes and edits are lost).
+        - Errors propagate to the main thread when the stream is written.
+        """
         yield from self.client.raw_pages(
             self.path, self.base_params(context), page_size=self.page_size)
 
     @cached_property
     def _known_keys(self) -> frozenset[str]:
-        return frozenset(self.schema["properties"])
+        return frozenset(self.known_columns())
+
+    def known_columns(self) -> set[str]:
+        """The columns records carry: the effective schema's (an input catalog's schema may
+        drop some, as the SDK's conformance would), and always the primary and replication
+        keys (paging and state need them)."""
+        keys = set(self.effective_schema["properties"]) | set(self.primary_keys or ())
+        if self.replication_key:
+            keys.add(self.replication_key)
+        return keys
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         """Keep the schema's keys (custom fields renamed to typed columns), UTC timestamps.
@@ -452,7 +518,7 @@ class IncrementalStream(CloseStream):
         return (self.is_sorted and self.state_partitioning_keys is None
                 and self.replication_method == REPLICATION_INCREMENTAL)
 
-    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
+    def advance_bookmark(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Also remember the ids at the bookmark, so the next run does not repeat them."""
         if self._replaying:
             return
@@ -464,7 +530,7 @@ class IncrementalStream(CloseStream):
             state["replication_key"] = self.replication_key  # as the SDK does, without its
             state["replication_key_value"] = value  # per-record layers (hot path)
         else:
-            super()._increment_stream_state(latest_record, context=context)
+            super().advance_bookmark(latest_record, context=context)
         after = state.get("replication_key_value")
         if after != before:
             state["bookmark_ids"] = [latest_record["id"]]

@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient
+from tap_close.sdk_compat import write_state
 from tap_close.streams.base import UTC, CloseStream, Deferred, format_ts, parse_ts
 
 if TYPE_CHECKING:
@@ -132,6 +133,7 @@ class EventReplay(_Base):
     id_prefixes: ClassVar[tuple[str, ...]] = ()
     replay_updates: ClassVar[bool] = False
     replay_creates: ClassVar[bool] = False  # for streams read only through the event log
+    emits_tombstones = True
     _tap: TapClose
     _replaying = False
 
@@ -157,7 +159,7 @@ class EventReplay(_Base):
         state["events"] = {"since": format_ts(self._tap.run_started), "seen": [],
                            "complete": False}
         self.state_manager.is_flushed = False
-        self._write_state_message()
+        write_state(self)
 
     def previous_position(self, context: Context | None) -> dict | None:
         """The event position of an earlier run (None on a first run)."""
@@ -167,7 +169,7 @@ class EventReplay(_Base):
             return None  # none, or this run's own checkpoint
         return dict(position)
 
-    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
+    def advance_bookmark(self, latest_record: dict, *, context: Context | None = None) -> None:
         """A replication key later than now (bad data, clock skew) never becomes the bookmark.
 
         The bookmark stops at now instead, so that record is read again next run rather than
@@ -182,7 +184,7 @@ class EventReplay(_Base):
             now = dt.datetime.now(UTC)
             if value > now:
                 latest_record = {**latest_record, key: format_ts(now)}
-        super()._increment_stream_state(latest_record, context=context)
+        super().advance_bookmark(latest_record, context=context)
 
     @cached_property
     def _run_started_text(self) -> str:
@@ -214,7 +216,9 @@ class EventReplay(_Base):
         run_start = self._tap.run_started
         last = parse_ts((previous or {}).get("since"))
         if previous and last:
-            since = last - SETTLE
+            # An interrupted first run's checkpoint: what changed before that run began is in
+            # its main pass already (a delete then is no tombstone), so no settle overlap.
+            since = last if previous.get("complete") is False else last - SETTLE
             if since < run_start - RETENTION:
                 self.logger.warning(
                     "%s: the last run was before Close's 30-day event retention; deletes and "

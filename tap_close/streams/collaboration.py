@@ -37,6 +37,18 @@ class CommentsStream(EventReplay, CloseStream):
         yield from self.replay(context)
 
 
+#: Fields that hold a secret (a webhook's signing key): never emitted, in objects or events.
+SECRET_FIELDS = ("signature_key",)
+
+
+def strip_secrets(row: Any) -> Any:
+    """`row` without its secret fields (a non-dict is returned as it is)."""
+    if isinstance(row, dict):
+        for field in SECRET_FIELDS:
+            row.pop(field, None)
+    return row
+
+
 class WebhooksStream(EventReplay, CloseStream):
     """Webhook subscriptions. `signature_key` is a secret: it is never emitted."""
 
@@ -46,8 +58,7 @@ class WebhooksStream(EventReplay, CloseStream):
     event_object_types = ("webhook",)
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        row.pop("signature_key", None)
-        return super().post_process(row, context)
+        return super().post_process(strip_secrets(row), context)
 
 
 COLLABORATION_STREAMS: list[type[CloseStream]] = [

@@ -8,7 +8,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tap_close import schemas
-from tap_close.client import CloseAPIError, KeyPage, MaxSkipError
+from tap_close.client import CloseAPIError, KeyPage, MaxSkipError, id_path
 from tap_close.export import ExportError, run_export
 from tap_close.streams.base import (
     CloseStream,
@@ -19,6 +19,7 @@ from tap_close.streams.base import (
     sorted_range,
 )
 from tap_close.streams.changes import EventReplay
+from tap_close.streams.feed import ChildFeed, FedChild
 from tap_close.streams.search import search_or_else, search_range
 
 if TYPE_CHECKING:
@@ -45,9 +46,10 @@ def is_contact(event: dict) -> bool:
 class LeadsStream(EventReplay, IncrementalStream):
     """`/lead/` via the search `query` (minute precision) sorted by `date_updated`.
 
-    Its event replay also carries the contacts' changes (contacts are emitted here):
-    tombstones, and the current version of contacts created or edited since the last run,
-    since a contact edit need not move its lead's date_updated.
+    Its event replay also carries the contacts' changes: tombstones, and the current
+    version of contacts created or edited since the last run (a contact edit need not move
+    its lead's date_updated). Its records feed the contacts child stream (see `feed.py`);
+    the replayed contact rows are sent to that same feed, from the main thread.
     """
 
     event_object_types = ("lead", "contact")
@@ -133,50 +135,85 @@ class LeadsStream(EventReplay, IncrementalStream):
         return is_contact(event) and event.get("action") in ("created", "updated")
 
     def object_path(self, object_id: str) -> str:
-        return f"/contact/{object_id}/" if object_id.startswith("cont_") else f"/lead/{object_id}/"
+        return id_path("/contact/" if object_id.startswith("cont_") else self.path, object_id)
+
+    def known_columns(self) -> set[str]:
+        contacts = self._contacts
+        extra = {"contacts"} if contacts is not None and contacts.selected else set()
+        return super().known_columns() | extra
+
+    @property
+    def _contacts(self) -> ContactsStream | None:
+        contacts = self._tap.streams.get("contacts")
+        return contacts if isinstance(contacts, ContactsStream) else None
+
+    def get_records(self, context: Context | None) -> Iterator[Any]:
+        """The leads; while they are read, the contacts stream syncs from them (if selected)."""
+        contacts = self._contacts
+        if contacts is None or not contacts.selected:
+            yield from super().get_records(context)
+            return
+        contacts.feed = ChildFeed(contacts)
+        try:
+            contacts.feed.start()
+            yield from super().get_records(context)
+        finally:
+            feed, contacts.feed = contacts.feed, None
+            feed.close()
+
+    def write_state_message(self) -> None:
+        """With BATCH output, the contacts of the leads written so far may still be in the
+        contacts' open batch file: end that sync first (its BATCH and STATE go out before
+        this STATE, so a resumed run misses none of them), and start the next one."""
+        contacts = self._contacts
+        feed = contacts.feed if contacts is not None else None
+        if contacts is not None and feed is not None and feed.sent and (
+                contacts.get_batch_config(contacts.config)):
+            feed.close()
+            contacts.feed = ChildFeed(contacts)
+            contacts.feed.start()
+        super().write_state_message()
 
     def target_for(self, event: dict) -> CloseStream:
-        contacts = self._tap.streams.get("contacts")
-        if is_contact(event) and isinstance(contacts, ContactsStream):
+        contacts = self._contacts
+        if is_contact(event) and contacts is not None:
             return contacts
         return self
 
     def route(self, event: dict, row: dict) -> dict | Deferred | None:
         if not is_contact(event):
             return row
-        contacts = self._tap.streams.get("contacts")
-        if isinstance(contacts, ContactsStream) and contacts.selected:
-            # written in order, in the main thread (the replay may run in a prefetch thread)
-            return Deferred(lambda: contacts.emit(row))
+        contacts = self._contacts
+        if contacts is not None and contacts.selected:
+            # sent in order, from the main thread (the replay may run in a prefetch thread)
+            return Deferred(lambda: contacts.send([row]))
         return None
 
     def get_child_context(self, record: dict, context: Context | None) -> dict:
         return {"lead": record}
 
-    def _sync_children(self, child_context: Context | None) -> None:
-        """Emit the lead's embedded contacts directly: no request, no per-lead STATE."""
-        if not child_context:
+    def sync_children(self, child_context: Context | None) -> None:
+        """Hand the lead's embedded contacts to the contacts sync: no request, no state."""
+        contacts = self._contacts
+        if not child_context or contacts is None:
             return
         lead = child_context["lead"]
-        if lead.get("_sdc_deleted_at"):
-            return  # a tombstone's last known contacts are deleted too (their own events)
-        for child in self.child_streams:
-            if isinstance(child, ContactsStream) and child.selected:
-                child.emit_from_lead(lead)
-
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        row = super().post_process(row, context) or row
+        if not lead.get("_sdc_deleted_at"):  # a tombstone's contacts have their own events
+            contacts.send({**contact, "lead_id": lead.get("id")}
+                          for contact in lead.get("contacts") or [])
+        if "contacts" not in self.effective_schema["properties"]:
+            lead.pop("contacts", None)  # kept for the contacts stream only
         if not self.selected:
-            # Contacts alone are selected: the lead bookmark must still advance.
-            self._increment_stream_state(row, context=context)
-        return row
+            # Contacts alone are selected: the lead bookmark must still advance (after them).
+            self.advance_bookmark(lead)
 
 
-class ContactsStream(CloseStream):
+class ContactsStream(FedChild, CloseStream):
     """Contacts of every new or changed lead, taken from the lead payload.
 
     `/contact/` has no date filter; a contact change updates its lead, and each lead
-    embeds its contacts, so this stream is incremental through the leads bookmark.
+    embeds its contacts, so this child stream is incremental through the leads bookmark
+    (its own `date_updated` bookmark is informational: contacts come in lead order).
     """
 
     name = "contacts"
@@ -184,23 +221,10 @@ class ContactsStream(CloseStream):
     static_schema = schemas.CONTACT
     custom_object = "contact"
     parent_stream_type = LeadsStream
+    emits_tombstones = True  # from the leads' event replay
     state_partitioning_keys = ()
-    _schema_written = False
-
-    def emit_from_lead(self, lead: dict) -> None:
-        for contact in lead.get("contacts") or []:
-            self.emit({**contact, "lead_id": lead.get("id")})
-
-    def emit(self, contact: dict) -> None:
-        if not self._schema_written:
-            self._write_schema_message()
-            self._schema_written = True
-        row = self.post_process(contact)
-        if row is not None:
-            self._write_record_message(row)
-
-    def read_records(self, context: Context | None) -> list[dict]:
-        return []  # records are written by the leads pass
+    replication_key = "date_updated"
+    is_sorted = False
 
 
 class OpportunitiesStream(EventReplay, IncrementalStream):

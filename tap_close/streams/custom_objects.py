@@ -7,6 +7,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tap_close import parallel, schemas
+from tap_close.client import id_path
 from tap_close.parallel import chunked
 from tap_close.streams.base import CloseStream, IncrementalStream, parse_ts
 from tap_close.streams.changes import RETENTION, EventReplay
@@ -47,14 +48,13 @@ class CustomObjectsStream(EventReplay, CloseStream):
     event_object_types = ("custom_object",)
     replay_updates = True
     replay_creates = True
-
-    @property
-    def emit_activate_version_messages(self) -> bool:
-        """No: after the first run only changes are sent, so no row may be dropped."""
-        return False
+    #: Incremental through the event log (after the first run only changes are sent, so no
+    #: ACTIVATE_VERSION); the `date_updated` bookmark is informational (rows are unsorted).
+    replication_key = "date_updated"
+    is_sorted = False
 
     def object_path(self, object_id: str) -> str:
-        return f"{self.path}{object_id}/"
+        return id_path(self.path, object_id)
 
     def _needs_full_listing(self, context: Context | None) -> bool:
         position = self.previous_position(context) or {}

@@ -9,6 +9,7 @@ from tap_close import schemas
 from tap_close.client import AccessDeniedError
 from tap_close.streams.base import UTC, CloseStream, format_ts
 from tap_close.streams.changes import RETENTION, SETTLE, iter_events
+from tap_close.streams.collaboration import strip_secrets
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -19,6 +20,7 @@ class EventsStream(CloseStream):
 
     Each run reads [bookmark, now - 5 min): Close may still re-order or consolidate the
     newest events. An event consolidated later (same id, new date_updated) is emitted again.
+    Secret fields in `data`/`previous_data` are dropped as in the objects' own streams.
     """
 
     name = "events"
@@ -27,7 +29,7 @@ class EventsStream(CloseStream):
     replication_key = "date_updated"
     is_sorted = False
 
-    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
+    def advance_bookmark(self, latest_record: dict, *, context: Context | None = None) -> None:
         """The bookmark is the end of the window read, set once the window is done."""
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
@@ -50,6 +52,8 @@ class EventsStream(CloseStream):
                 if event.get("id") in seen:
                     continue  # the same event twice across pages
                 seen.add(str(event.get("id")))
+                for payload in ("data", "previous_data"):  # e.g. a webhook's signing key
+                    strip_secrets(event.get(payload))
                 yield event
         except AccessDeniedError as exc:
             self._tap.event_scan.deny(exc)  # one WARNING for every stream; no bookmark

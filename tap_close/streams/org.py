@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from tap_close import schemas
+from tap_close.client import id_path
 from tap_close.streams.base import CloseStream
 from tap_close.streams.changes import EventReplay
 from tap_close.streams.simple import list_stream
@@ -29,7 +30,7 @@ class OrganizationsStream(CloseStream):
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
         for org_id in organization_ids(self):
-            yield self.client.get(f"{self.path}{org_id}/")
+            yield self.client.get(id_path(self.path, org_id))
 
 
 class MembershipsStream(CloseStream):
@@ -41,7 +42,7 @@ class MembershipsStream(CloseStream):
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
         for org_id in organization_ids(self):
-            org = self.client.get(f"{self.path}{org_id}/",
+            org = self.client.get(id_path(self.path, org_id),
                                   {"_fields": "memberships,inactive_memberships"})
             for key, active in (("memberships", True), ("inactive_memberships", False)):
                 for membership in org.get(key) or []:
@@ -59,7 +60,7 @@ class GroupsStream(EventReplay, CloseStream):
     def read_records(self, context: Context | None) -> Iterator[Any]:
         for page in self.client.pages(self.path):
             for group in page:
-                detail = self.client.get(f"{self.path}{group['id']}/",
+                detail = self.client.get(id_path(self.path, group["id"]),
                                          {"_fields": "name,members"})
                 yield {**group, **detail}
         yield from self.replay(context)

@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fault-seed", type=int, default=0)
     p.add_argument("--event-history", type=int, default=0, help="pre-seeded past events")
     p.add_argument("--compress", action="store_true", help="gzip + chunked replies")
+    p.add_argument("--max-url-bytes", type=int, default=None,
+                   help="answer longer URLs with 414 (see --url-limit-status)")
+    p.add_argument("--url-limit-status", type=int, choices=[400, 414], default=414)
     args = p.parse_args(argv)
 
     emu = CloseEmulator(
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         fault_seed=args.fault_seed,
         event_history=args.event_history,
         compress=args.compress,
+        max_url_bytes=args.max_url_bytes,
+        url_limit_status=args.url_limit_status,
         host=args.host,
         port=args.port,
     )

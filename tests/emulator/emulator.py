@@ -52,6 +52,10 @@ class CloseEmulator:
         compress: bool = False,
         quirks: Iterable[str] = (),
         search_cap: int = 10_000,
+        max_url_bytes: int | None = None,
+        url_limit_status: int = 414,
+        extra_custom_fields: int = 0,
+        method_override: bool = True,
     ) -> None:
         self.api_key = api_key
         self.client_id = client_id
@@ -60,6 +64,8 @@ class CloseEmulator:
         self.data.quirks = check_quirks(quirks)
         if event_history:
             self.data.seed_event_history(event_history)
+        if extra_custom_fields:
+            _more_custom_fields(self.data, extra_custom_fields)
         self.oauth = TokenStore(
             client_id, client_secret, access_token_ttl, self.data.org_id, self.data.user_ids[0]
         )
@@ -80,6 +86,9 @@ class CloseEmulator:
             api_key=api_key,
             latency=latency,
             slow_seconds=slow_seconds,
+            max_url_bytes=max_url_bytes,
+            url_limit_status=url_limit_status,
+            method_override=method_override,
         )
         self.engine.api.search_cap = search_cap  # /data/search/ results per cursor sequence
         self._address = (host, port)
@@ -279,3 +288,14 @@ class CloseEmulator:
             d._views.clear()
             d._sorted.clear()
             d.acts._sorted.clear()
+
+
+def _more_custom_fields(data: Dataset, n: int) -> None:
+    """`n` more text custom fields on leads, contacts and opportunities (an org with many:
+    ~56 bytes of `_fields` each), with Close-length ids; later edits fill them in."""
+    for obj_type in CF_STREAMS:
+        defs = data.cfields[obj_type]
+        template = {**defs[0], "type": "text", "choices": None, "accepts_multiple_values": False}
+        for i in range(n):
+            field_id = f"cf_{obj_type[:3]}{i:04d}".ljust(46, "x")
+            defs.append({**template, "id": field_id, "name": f"Extra {obj_type} field {i}"})

@@ -297,11 +297,13 @@ def cf_value(rng: random.Random, field: Obj, user_ids: list[str], contact_ids: l
             else rng.choice(contact_ids)
         )
     if typ == "hidden":
-        return {
+        blob = {
             "external_id": rng.randint(1000, 99999),
             "synced": rng.random() < 0.5,
             "tags": rng.sample(["a", "b", "c", "d"], 2),
         }
+        # whatever an integration stored: an object, or plain text (same random draws)
+        return blob if blob["external_id"] % 3 else f"ext-{blob['external_id']}"
     return None
 
 

@@ -35,6 +35,9 @@ class TokenStore:
         self._refresh: set[str] = set()
         self._codes: dict[str, str | None] = {}  # code -> redirect_uri it was issued for
         self._access: dict[str, float] = {}  # token -> expiry (time.monotonic)
+        # `expires_in` as sent (None: the lifetime in seconds); tests set e.g. "1h" to check
+        # that an unparsable reply still gets its rotated token saved.
+        self.expires_in_text: Any = None
         self.refreshes = 0
         self.code_grants = 0
         self.invalid_grants = 0
@@ -106,7 +109,7 @@ class TokenStore:
         return {
             "token_type": "Bearer",
             "access_token": access,
-            "expires_in": expires,
+            "expires_in": expires if self.expires_in_text is None else self.expires_in_text,
             "refresh_token": refresh,
             "scope": "all.full_access offline_access",
             "organization_id": self.organization_id,

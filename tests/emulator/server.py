@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from . import control
 from .api import Api, ApiError
 from .faults import FaultPlan, RateLimiter, ratelimit_header, retry_after
 from .oauth import OAuthError, TokenStore
@@ -50,8 +51,16 @@ class Engine:
         api_key: str,
         latency: float = 0.0,
         slow_seconds: float = 3.0,
+        max_url_bytes: int | None = None,
+        url_limit_status: int = 414,
+        method_override: bool = True,
     ) -> None:
         self.api = api
+        self.method_override = method_override  # False: the override header is ignored
+        # A front end's URL limit (Close states ~2,000 characters; the real one is unknown):
+        # a longer URL gets `url_limit_status` (414, or 400 naming the request line).
+        self.max_url_bytes = max_url_bytes
+        self.url_limit_status = url_limit_status
         self.oauth = oauth
         self.faults = faults
         self.limiter = limiter
@@ -67,13 +76,15 @@ class Engine:
     # --- bookkeeping --------------------------------------------------------------------------
 
     def record(
-        self, method: str, path: str, params: dict[str, str], status: int, auth: str | None
+        self, method: str, path: str, params: dict[str, str], status: int, auth: str | None,
+        *, override: bool = False,
     ) -> None:
         with self._lock:
             self.counters["requests"] += 1
             self.by_status[status] = self.by_status.get(status, 0) + 1
             self.log.append(
-                {"method": method, "path": path, "params": params, "status": status, "auth": auth}
+                {"method": method, "path": path, "params": params, "status": status, "auth": auth,
+                 "override": override}
             )
 
     def stats(self) -> dict[str, Any]:
@@ -86,9 +97,32 @@ class Engine:
 
     # --- processing ---------------------------------------------------------------------------
 
+    def url_refused(self, url: str) -> Reply | None:
+        """The front end's answer to a URL over `max_url_bytes` (None: it passes)."""
+        if self.max_url_bytes is None or len(url.encode()) <= self.max_url_bytes:
+            return None
+        if self.url_limit_status == 400:
+            return json_reply(400, {"error": "Bad Request: request line too long"})
+        return json_reply(self.url_limit_status, {"error": "Request-URI Too Large"})
+
+    @staticmethod
+    def override_params(body: bytes) -> dict[str, str] | None:
+        """The parameters of Close's `x-http-method-override: GET` form: a JSON body whose
+        `_params` object holds what the query string would (None: not that form)."""
+        try:
+            params = json.loads(body or b"null").get("_params")
+        except (ValueError, AttributeError):
+            return None
+        if not isinstance(params, dict):
+            return None
+        return {k: v if isinstance(v, str) else str(v) for k, v in params.items()}
+
     def process(
         self, method: str, path: str, params: dict[str, str], body: bytes, auth: str
     ) -> Reply:
+        if path == control.PREFIX or path.startswith(control.PREFIX + "/"):  # no faults, no auth
+            return json_reply(*control.handle(self.api.data, method, path[len(control.PREFIX):],
+                                              body))
         is_api = path == API_PREFIX or path.startswith(API_PREFIX + "/")
         fault = self.faults.pick(path)
         if fault:
@@ -268,8 +302,23 @@ class Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         scheme = auth.partition(" ")[0].lower()
         kind = scheme if scheme in ("basic", "bearer") else None
-        reply = engine.process(self.command, url.path, params, body, auth)
-        engine.record(self.command, url.path, params, reply.status, kind)
+        method = self.command
+        override = engine.method_override and method == "POST" and \
+            self.headers.get("X-HTTP-Method-Override", "").strip().upper() == "GET"
+        refused = engine.url_refused(f"http://{self.headers.get('Host', '')}{self.path}")
+        if refused:
+            reply = refused
+        elif override:
+            extra = engine.override_params(body)
+            if extra is None:
+                reply = json_reply(400, {"error": "x-http-method-override: GET needs a JSON "
+                                                  "body with _params"})
+            else:
+                method, params = "GET", {**params, **extra}
+                reply = engine.process(method, url.path, params, b"", auth)
+        else:
+            reply = engine.process(method, url.path, params, body, auth)
+        engine.record(method, url.path, params, reply.status, kind, override=override)
         if reply.action == "reset":
             # drop the connection with no response (RST)
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
