@@ -61,9 +61,12 @@ def run(cmd: list[str], *, env: dict | None = None, stdin_path: str | None = Non
     if proc.returncode:
         sys.exit(f"{cmd[0]} failed:\n{stderr[-3000:]}")
     counts: Counter[str] = Counter()
+    state = None
     for line in stdout.splitlines():
         if line.startswith('{"type":"RECORD"') or line.startswith('{"type": "RECORD"'):
             counts[json.loads(line)["stream"]] += 1
+        elif '"type":"STATE"' in line or '"type": "STATE"' in line:
+            state = json.loads(line)["value"]
     durations: dict[str, float] = {}
     for match in METRIC.finditer(stderr):
         point = json.loads(match.group(1))
@@ -71,7 +74,7 @@ def run(cmd: list[str], *, env: dict | None = None, stdin_path: str | None = Non
             stream = point["tags"]["stream"]
             durations[stream] = durations.get(stream, 0) + point["value"]
     return {"wall": wall, "rss": peak / 1024, "cpu": usage.ru_utime + usage.ru_stime,
-            "counts": counts, "durations": durations, "stderr": stderr}
+            "counts": counts, "durations": durations, "stderr": stderr, "state": state}
 
 
 def _peak_rss_kib(pid: int) -> int:
@@ -83,10 +86,14 @@ def _peak_rss_kib(pid: int) -> int:
     return int(match.group(1)) if match else 0
 
 
-def tap_close(emu: CloseEmulator, tmp: Path, streams: set[str] | None = None, **cfg) -> dict:
+def tap_close(emu: CloseEmulator, tmp: Path, streams: set[str] | None = None,
+              state: dict | None = None, **cfg) -> dict:
     config = tmp / "close.json"
     config.write_text(json.dumps({"api_key": emu.api_key, "api_url": emu.api_url, **cfg}))
     cmd = [TAP, "--config", str(config)]
+    if state is not None:
+        (tmp / "state.json").write_text(json.dumps(state))
+        cmd += ["--state", str(tmp / "state.json")]
     if streams is not None:
         catalog = json.loads(subprocess.run([*cmd, "--discover"], capture_output=True,
                                             text=True, check=True).stdout)
@@ -118,12 +125,19 @@ def rate(records: int, seconds: float) -> str:
     return f"{records / seconds:,.0f}" if seconds else "-"
 
 
-def scenario_latency(tmp: Path, leads: int) -> None:
-    print(f"\n## 1. 50 ms latency, no rate limit ({leads} leads, seed 42)\n")
-    with CloseEmulator(seed=42, n_leads=leads, latency=0.05) as emu:
+def scenario_latency(tmp: Path, leads: int, events: int = 0) -> None:
+    if events:
+        print(f"\n## 5. 50 ms latency, {events:,} events over 30 days, the events stream and "
+              f"every activity stream ({leads} leads, seed 42)\n")
+    else:
+        print(f"\n## 1. 50 ms latency, no rate limit ({leads} leads, seed 42)\n")
+    with CloseEmulator(seed=42, n_leads=leads, latency=0.05, event_history=events) as emu:
         ours = tap_close(emu, tmp, COMPARABLE)
         our_requests = emu.stats["requests"]
-    with CloseEmulator(seed=42, n_leads=leads, latency=0.05) as emu:
+        event_requests = sum(1 for e in emu.request_log if e["path"].startswith("/api/v1/event"))
+    if events:
+        print(f"tap-close `/event/` requests: {event_requests}\n")
+    with CloseEmulator(seed=42, n_leads=leads, latency=0.05, event_history=events) as emu:
         if Path(CLOSEIO_PY).exists():
             theirs = tap_closeio(emu, tmp)
             their_requests = emu.stats["requests"]
@@ -204,6 +218,45 @@ def scenario_request_cpu(calls: int) -> None:
           f"(retries, rate limiter, auth, HTTP, JSON decode)")
 
 
+ACTIVITY_STREAMS = {s for s in COMPARABLE if s.endswith("_activities")}
+
+
+def scenario_activity_rate(tmp: Path, leads: int, limit: int) -> None:
+    print(f"\n## 6. Rate limit {limit} requests/s per group, every activity stream "
+          f"({leads} leads)\n")
+    with CloseEmulator(seed=46, n_leads=leads, rate_limit=(limit, 1.0), latency=0.02) as emu:
+        res = tap_close(emu, tmp, ACTIVITY_STREAMS)
+        log = [e for e in emu.request_log if e["path"].startswith("/api/v1/activity")]
+    n = sum(res["counts"][s] for s in ACTIVITY_STREAMS)
+    span = max(e["at"] for e in log) - min(e["at"] for e in log) if len(log) > 1 else 0
+    refused = sum(1 for e in log if e["status"] == 429)
+    page = 100
+    ceiling = limit * page
+    print("| activity records | requests | 429s | seconds (first to last request) | records/s "
+          "| R x page size | fraction |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| {n:,} | {len(log)} | {refused} ({refused / max(len(log), 1):.1%}) | {span:.1f} | "
+          f"{rate(n, span)} | {ceiling:,} | {(n / span) / ceiling if span else 0:.0%} |")
+    full = sum(1 for e in log if e["status"] == 200)
+    print(f"\nRequests per second in the group: {full / span if span else 0:.2f} of {limit} "
+          f"(partly filled last pages of small types count as requests)")
+
+
+def scenario_incremental(tmp: Path, leads: int) -> None:
+    print(f"\n## 7. Hourly incremental run, nothing changed ({leads} leads, all streams)\n")
+    with CloseEmulator(seed=47, n_leads=leads) as emu:
+        first = tap_close(emu, tmp)
+        before = len(emu.request_log)
+        second = tap_close(emu, tmp, state=first["state"])
+        log = emu.request_log[before:]
+    groups = Counter(e["path"].split("/")[3] for e in log)
+    streams = len([s for s in first["counts"] if first["counts"][s]])
+    print(f"Second run: **{len(log)} requests**, {sum(second['counts'].values()):,} records "
+          f"(full-table streams are re-sent whole); goal: one per selected stream plus one "
+          f"event page (~{streams + 1}).\n")
+    print("Requests by endpoint: " + ", ".join(f"{k} {v}" for k, v in groups.most_common()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency-leads", type=int, default=2000)
@@ -211,7 +264,10 @@ def main() -> None:
     parser.add_argument("--rate-limit", type=int, default=10)
     parser.add_argument("--cpu-sizes", default="1000,20000")
     parser.add_argument("--request-calls", type=int, default=2000)
-    parser.add_argument("--only", choices=["1", "2", "3", "4"])
+    parser.add_argument("--event-history", type=int, default=7500)
+    parser.add_argument("--activity-leads", type=int, default=4000)
+    parser.add_argument("--incremental-leads", type=int, default=1000)
+    parser.add_argument("--only", choices=["1", "2", "3", "4", "5", "6", "7"])
     args = parser.parse_args()
     print(f"# tap-close benchmark ({platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')})")
@@ -225,6 +281,12 @@ def main() -> None:
             scenario_cpu(tmp, [int(n) for n in args.cpu_sizes.split(",")])
         if args.only in (None, "4"):
             scenario_request_cpu(args.request_calls)
+        if args.only in (None, "5"):
+            scenario_latency(tmp, args.latency_leads, args.event_history)
+        if args.only in (None, "6"):
+            scenario_activity_rate(tmp, args.activity_leads, args.rate_limit)
+        if args.only in (None, "7"):
+            scenario_incremental(tmp, args.incremental_leads)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,8 @@ COVERED = {
     "curl -s -X POST http://127.0.0.1:8765/_emulator/clock -d '{\"minutes\": 10}'": HERE,
     'make emulator EMULATOR_ARGS="--port 9000 --leads 1000"': HERE,
     "make bench": "installs tap-closeio from PyPI and runs for minutes (tests/bench.py)",
+    "make test-sdk-next": "the whole suite again on the newest singer-sdk (minutes, its own "
+                          "venv); run by hand before moving the pin",
     # Before the first production run
     "tap-close-doctor --config config.json": "tests/test_doctor.py::test_doctor_reports_each_"
                                              "behaviour (the table)",

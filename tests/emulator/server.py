@@ -84,7 +84,7 @@ class Engine:
             self.by_status[status] = self.by_status.get(status, 0) + 1
             self.log.append(
                 {"method": method, "path": path, "params": params, "status": status, "auth": auth,
-                 "override": override}
+                 "override": override, "at": time.monotonic()}
             )
 
     def stats(self) -> dict[str, Any]:
