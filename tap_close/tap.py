@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import io
 import ipaddress
@@ -235,7 +236,7 @@ class LineWriter(MsgSpecWriter):
         target = sys.stdout.buffer
         if target is not self._target:  # first message, or stdout was swapped
             if self._target is None:
-                atexit.register(self.flush)
+                atexit.register(self._flush_at_exit)
             self.flush()
             self._target, self._pending = target, bytearray()
         if isinstance(message, RecordMessage):  # the SDK's encoding, straight into the buffer
@@ -246,6 +247,12 @@ class LineWriter(MsgSpecWriter):
             return
         self._pending += self.format_message(message)  # a copy: msgspec reuses its buffer
         self.flush()
+
+    def _flush_at_exit(self) -> None:
+        """The last records, unless their reader is gone (a closed pipe, or a test's swapped
+        stdout): nothing can take them then, and a traceback at exit would only add noise."""
+        with contextlib.suppress(ValueError, BrokenPipeError):
+            self.flush()
 
     def flush(self) -> None:
         if self._target is None or not self._pending:
