@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import http.client
 import http.cookiejar
 import itertools
 import logging
@@ -23,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from http import client as http_client  # its exception types only: HTTP goes through requests
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
 
@@ -111,7 +111,7 @@ def read_body(response: requests.Response, limit: int | None = None) -> bytes:
 
 
 def wire_error(exc: Exception, timeout: float) -> Exception:
-    """A `requests` (or urllib3, http.client) failure as a one-line Transport error."""
+    """A `requests` (or urllib3, standard library) failure as a one-line Transport error."""
     cause = exc.args[0] if isinstance(exc, requests.ConnectionError) and exc.args else None
     cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError wraps the real one
     if isinstance(exc, requests.exceptions.SSLError):
@@ -138,7 +138,7 @@ def wire_error(exc: Exception, timeout: float) -> Exception:
 
 
 #: What a failed exchange may raise, from requests down to the socket.
-WIRE_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+WIRE_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http_client.HTTPException,
                OSError)
 
 
