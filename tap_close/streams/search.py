@@ -88,7 +88,8 @@ def search_range(
 
 
 def search_or_else(pages: Iterable[list[dict[str, Any]]], fallback: Callable[[], Iterable[Any]],
-                   logger: logging.Logger, instead: str) -> Iterator[Any]:
+                   logger: logging.Logger | logging.LoggerAdapter[Any],
+                   instead: str) -> Iterator[Any]:
     """The rows of a search; if Close refuses search outright (403/402, or 400: not on this
     plan or account), the fallback's items, after one WARNING naming what is done `instead`."""
     started = False
