@@ -76,8 +76,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _glue_values(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """`--code -x1` -> `--code=-x1`: codes, secrets and states may start with "-"."""
+    takes_value = {s for a in parser._actions if a.nargs is None and a.option_strings
+                   for s in a.option_strings if s.startswith("--")}
+    out: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        value = next(it, None) if arg in takes_value else None
+        out.append(arg if value is None else f"{arg}={value}")
+    return out
+
+
 def run(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(_glue_values(sys.argv[1:] if argv is None else argv, parser))
     if not args.client_id:
         raise AuthError("client_id is required (--client-id or TAP_CLOSE_CLIENT_ID).")
     if urlparse(args.redirect_uri).scheme != "https":

@@ -188,6 +188,11 @@ def test_auth_requires_and_checks_state(tmp_path: Path) -> None:
         rc, out, err = finish(auth_cli(emu, "--token-store-path", store, "--code", code))
         assert rc == 0, err  # a bare code is still accepted
         assert json.loads(out)["refresh_token"] in emu.current_refresh_tokens
+        # a code that starts with "-" (token_urlsafe makes them) is a value, not an option
+        dash = emu.issue_auth_code(REDIRECT, "-" + code[1:])
+        rc, out, err = finish(auth_cli(emu, "--token-store-path", store, "--code", dash))
+        assert rc == 0, err
+        assert json.loads(out)["refresh_token"] in emu.current_refresh_tokens
 
 
 def test_auth_output_is_private_and_the_store_locked(tmp_path: Path) -> None:

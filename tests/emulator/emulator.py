@@ -156,8 +156,8 @@ class CloseEmulator:
     def issue_refresh_token(self) -> str:
         return self.oauth.issue_refresh_token()
 
-    def issue_auth_code(self, redirect_uri: str | None = None) -> str:
-        return self.oauth.issue_auth_code(redirect_uri)
+    def issue_auth_code(self, redirect_uri: str | None = None, code: str = "") -> str:
+        return self.oauth.issue_auth_code(redirect_uri, code)
 
     @property
     def current_refresh_tokens(self) -> set[str]:

@@ -48,8 +48,8 @@ class TokenStore:
             self._refresh.add(token)
         return token
 
-    def issue_auth_code(self, redirect_uri: str | None = None) -> str:
-        code = secrets.token_urlsafe(24)
+    def issue_auth_code(self, redirect_uri: str | None = None, code: str = "") -> str:
+        code = code or secrets.token_urlsafe(24)
         with self._lock:
             self._codes[code] = redirect_uri
         return code
