@@ -216,6 +216,10 @@ class CloseAPIError(Exception):
         self.status = status
 
 
+class CancelledRead(CloseAPIError):
+    """A read ahead whose consumer has stopped: not sent (its result would be dropped)."""
+
+
 class MaxSkipError(CloseAPIError):
     """Close refused a `_skip` past the resource's max_skip."""
 
@@ -226,6 +230,9 @@ class LimitTooLargeError(CloseAPIError):
 
 class AccessDeniedError(CloseAPIError):
     """403 (not allowed) or 402 (plan limit) for this endpoint."""
+
+
+_AT_MOST = re.compile(r"at most (\d+)")
 
 
 def endpoint_group(method: str, path: str) -> str:
@@ -303,6 +310,7 @@ class _Budget:
     window: float = 0.0  # longest reset seen: the window's length
     started: float = 0.0  # when the client's current window began
     inflight: int = 0
+    waiting: int = 0  # requests waiting for budget
     probed: bool = False  # a reply seen: the group's limit (or that it has none) is known
     paused_until: float = 0.0
 
@@ -333,24 +341,43 @@ class RateLimiter:
         self._groups: dict[str, _Budget] = {}
 
     def acquire(self, group: str) -> Ticket:
-        while True:
-            with self._lock:
-                budget = self._groups.setdefault(group, _Budget())
-                now = time.monotonic()
-                if now >= budget.reset_at:  # a new window (its end known from the replies)
-                    budget.reset_at, budget.started = math.inf, now
-                    if budget.limit is not None:
-                        budget.remaining = budget.limit - budget.inflight
-                if now < budget.paused_until:
-                    delay = budget.paused_until - now
-                elif not budget.probed and budget.inflight:
-                    delay = 0.005  # the first reply tells the limit
-                elif budget.remaining is not None and budget.remaining - budget.inflight < 1:
-                    delay = min(budget.reset_at - now, 0.05)  # replies may tell more
-                else:
-                    budget.inflight += 1
-                    return Ticket(group, now)
-            time.sleep(max(delay, 0.005))
+        """Wait for budget. A read-ahead whose consumer has stopped gives up (CancelledRead)
+        instead of spending it."""
+        waited = False
+        try:
+            while True:
+                ticket = self._try(group)
+                if isinstance(ticket, Ticket):
+                    return ticket
+                if parallel.cancelled():
+                    raise CancelledRead(f"{group}: read ahead no longer needed")
+                if not waited:
+                    waited = True
+                    with self._lock:
+                        self._groups[group].waiting += 1
+                time.sleep(max(ticket, 0.005))
+        finally:
+            if waited:
+                with self._lock:
+                    self._groups[group].waiting -= 1
+
+    def _try(self, group: str) -> Ticket | float:
+        """A ticket, or how long to wait before trying again."""
+        with self._lock:
+            budget = self._groups.setdefault(group, _Budget())
+            now = time.monotonic()
+            if now >= budget.reset_at:  # a new window (its end known from the replies)
+                budget.reset_at, budget.started = math.inf, now
+                if budget.limit is not None:
+                    budget.remaining = budget.limit - budget.inflight
+            if now < budget.paused_until:
+                return budget.paused_until - now
+            if not budget.probed and budget.inflight:
+                return 0.005  # the first reply tells the limit
+            if budget.remaining is not None and budget.remaining - budget.inflight < 1:
+                return min(budget.reset_at - now, 0.05)  # replies may tell more
+            budget.inflight += 1
+            return Ticket(group, now)
 
     def release(self, ticket: Ticket, header: str | None) -> None:
         info = parse_ratelimit(header)
@@ -373,6 +400,16 @@ class RateLimiter:
             else:  # this window: only down, and the nearest sure end
                 budget.remaining = min(budget.remaining, left)
                 budget.reset_at = min(budget.reset_at, ends)
+
+    def spare(self, group: str) -> int | None:
+        """Requests the group could start now that nobody is waiting for (None: no limit)."""
+        with self._lock:
+            budget = self._groups.get(group)
+            if budget is None or budget.limit is None or budget.remaining is None:
+                return None if budget is None or budget.probed else 0
+            if budget.waiting:
+                return 0
+            return max(0, int(budget.remaining - budget.inflight))
 
     def limit_of(self, group: str) -> float | None:
         """The group's requests per window, per Close's last RateLimit header (None: unknown)."""
@@ -618,11 +655,19 @@ class CloseClient:
         while True:
             try:
                 return self.get(path, {**params, "_limit": limit}, decode), limit
-            except LimitTooLargeError:
+            except LimitTooLargeError as exc:
                 if limit <= 1:
                     raise
-                limit = max(1, math.ceil(limit / 2))
+                said = _AT_MOST.search(str(exc))  # "_limit must be at most 50": take it
+                cap = int(said.group(1)) if said else 0
+                limit = cap if 0 < cap < limit else max(1, math.ceil(limit / 2))
                 logger.info("Close refused _limit for %s; lowering it to %d", path, limit)
+
+    def read_ahead(self, group: str) -> int:
+        """Pages of one list worth requesting at once. Past a list's end they are wasted:
+        free without a rate limit, but under one only budget nobody waits for is spent."""
+        spare = self.limiter.spare(group)
+        return self.workers if spare is None else max(1, min(self.workers, 1 + spare))
 
     def pages(
         self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = 100
@@ -656,7 +701,8 @@ class CloseClient:
 
         offsets = (max(1, limit - overlap) * n for n in itertools.count(1))
         tasks, size = (fetch(skip) for skip in offsets), len(page.data)
-        for page in parallel.ordered(tasks, self.workers, size):
+        group = endpoint_group("GET", path)
+        for page in parallel.ordered(tasks, lambda: self.read_ahead(group), size):
             yield page
             if not page.has_more or not page.keys:
                 return

@@ -204,15 +204,17 @@ class _Task(Generic[T]):
             yield page
 
 
-def ordered(tasks: Iterable[Callable[[], Iterable[T]]], workers: int,
+def ordered(tasks: Iterable[Callable[[], Iterable[T]]], workers: int | Callable[[], int],
             page_bytes: int = 0) -> Iterator[T]:
     """Yield every item of every task, task by task in the given order.
 
-    Up to `workers` tasks run at once; `tasks` may be lazy (even endless): the consumer
-    stopping early (break, error, generator close) stops the pending tasks. `page_bytes`
-    is the expected size of a task's page (for the read-ahead budget; 0 = unknown).
+    Up to `workers` tasks run at once (a callable: asked before each task starts); `tasks`
+    may be lazy (even endless): the consumer stopping early (break, error, generator close)
+    stops the pending tasks. `page_bytes` is the expected size of a task's page (for the
+    read-ahead budget; 0 = unknown).
     """
-    if workers <= 1:
+    limit = workers if callable(workers) else (lambda: workers)
+    if not callable(workers) and workers <= 1:
         for produce in tasks:
             yield from produce()
         return
@@ -222,7 +224,7 @@ def ordered(tasks: Iterable[Callable[[], Iterable[T]]], workers: int,
     running: list[_Task[T]] = []
     try:
         while True:
-            while len(running) < workers:
+            while len(running) < max(1, limit()):
                 nxt = next(pending, None)
                 if nxt is None:
                     break

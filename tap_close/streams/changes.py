@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient
 from tap_close.sdk_compat import write_state
 from tap_close.streams.base import UTC, CloseStream, Deferred, format_ts, parse_ts
+from tap_close.streams.eventlog import EventWindows, event_key
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -23,41 +24,7 @@ logger = logging.getLogger("tap-close.events")
 #: Close re-orders and consolidates events for a few minutes: re-read that much.
 SETTLE = dt.timedelta(minutes=5)
 RETENTION = dt.timedelta(days=30)
-EVENT_PAGE = 50
 KEPT_ACTIONS = ("deleted", "merged", "updated", "created")
-
-
-def event_key(event: dict) -> str:
-    return f"{event.get('id')}@{event.get('date_updated')}"
-
-
-def iter_events(
-    client: CloseClient, since: dt.datetime, until: dt.datetime | None = None
-) -> Iterator[dict]:
-    """Walk `/event/` newest-first with `cursor_next` for date_updated in [since, until).
-
-    Close does not say whether a cursor keeps the date_updated bound (the filter is not
-    resent with it): events outside the range are dropped here, and the walk stops at the
-    first page entirely older than `since`, whatever the server does.
-    """
-    params: dict[str, Any] = {"date_updated__gte": since.isoformat(), "_limit": EVENT_PAGE}
-    if until:
-        params["date_updated__lt"] = until.isoformat()
-    while True:
-        body = client.get("/event/", params)
-        page = body.get("data") or []
-        older = 0
-        for event in page:
-            when = parse_ts(event.get("date_updated"))
-            if when is not None and when < since:
-                older += 1
-            elif until is None or when is None or when < until:
-                yield event
-        cursor = body.get("cursor_next")
-        if not cursor or not page or older == len(page):
-            return
-        params = {"_cursor": cursor, "_limit": EVENT_PAGE}  # a cursor replaces the date filter
-
 
 NO_EVENT_LOG = (
     "The event log (/event/) is not available to this credential (%s): every stream is still "
@@ -98,10 +65,12 @@ class EventScan:
                 return []
             if self.since is None or start < self.since:
                 upper = self.since or None
+                windows = EventWindows(self.client, start, upper, self.client.workers)
                 try:
-                    for event in iter_events(self.client, start, upper):
-                        if event.get("action") in KEPT_ACTIONS:
-                            self._events.setdefault(event_key(event), event)
+                    for page, _ in windows.pages():
+                        for event in page:
+                            if event.get("action") in KEPT_ACTIONS:
+                                self._events.setdefault(event_key(event), event)
                 except AccessDeniedError as exc:
                     self.deny(exc)
                     return []

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 from tap_close import schemas
 from tap_close.client import AccessDeniedError
 from tap_close.streams.base import UTC, CloseStream, format_ts
-from tap_close.streams.changes import RETENTION, SETTLE, iter_events
+from tap_close.streams.changes import RETENTION, SETTLE
 from tap_close.streams.collaboration import strip_secrets
+from tap_close.streams.eventlog import EventWindows
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -18,8 +19,10 @@ if TYPE_CHECKING:
 class EventsStream(CloseStream):
     """`/event/` (cursor paging, newest first), incremental on `date_updated`.
 
-    Each run reads [bookmark, now - 5 min): Close may still re-order or consolidate the
-    newest events. An event consolidated later (same id, new date_updated) is emitted again.
+    Each run reads [bookmark, now - 5 min) in concurrent date windows (`EventWindows`): Close
+    may still re-order or consolidate the newest events. The bookmark moves over windows
+    once they are complete. An event consolidated later (same id, new date_updated) is
+    emitted again.
     Secret fields in `data`/`previous_data` are dropped as in the objects' own streams.
     """
 
@@ -46,17 +49,15 @@ class EventsStream(CloseStream):
             lower = oldest
         if lower >= upper:
             return
-        seen: set[str] = set()
+        windows = EventWindows(self.client, lower, upper, self.client.workers)
         try:
-            for event in iter_events(self.client, lower, upper):
-                if event.get("id") in seen:
-                    continue  # the same event twice across pages
-                seen.add(str(event.get("id")))
-                for payload in ("data", "previous_data"):  # e.g. a webhook's signing key
-                    strip_secrets(event.get(payload))
-                yield event
+            for page, mark in windows.pages():
+                for event in page:
+                    for payload in ("data", "previous_data"):  # e.g. a webhook's signing key
+                        strip_secrets(event.get(payload))
+                    yield event
+                if mark:  # every window below `mark` is done: resume from there
+                    yield self.update_state(context, replication_key=self.replication_key,
+                                            replication_key_value=format_ts(min(mark, upper)))
         except AccessDeniedError as exc:
             self._tap.event_scan.deny(exc)  # one WARNING for every stream; no bookmark
-            return
-        yield self.update_state(context, replication_key=self.replication_key,
-                                replication_key_value=format_ts(upper))

@@ -697,6 +697,25 @@ class Dataset:
         with self.lock:
             self.objects.delete_object(kind, obj_id)
 
+    def seed_event_grid(self, seconds: int, ties: int, newest: timedelta) -> list[str]:
+        """`ties` events at each whole second of the `seconds` before now - `newest`: every
+        date window bound on a whole second cuts through a group of equal date_updated.
+        Returns the new events' ids."""
+        top = (self.clock.now() - newest).replace(microsecond=0)
+        leads = self.sorted_ids("lead")
+        before = len(self.events)
+        with self.lock:
+            for k in range(seconds, 0, -1):
+                for j in range(ties):
+                    lead_id = leads[(k * ties + j) % len(leads)]
+                    req = self._req("PUT", f"/api/v1/lead/{lead_id}/")
+                    self._event(req, "lead", lead_id, lead_id, "updated",
+                                changed=["description"], data=self.lead_view(lead_id),
+                                previous=None, at=top - timedelta(seconds=k))
+            added = [e["id"] for e in self.events[before:]]
+            self.events.sort(key=lambda e: e["date_updated"])  # the log is oldest first
+        return added
+
     def seed_event_history(self, n: int) -> None:
         """Pre-fill the log with `n` past events (last 29 days, up to 10 minutes ago), oldest
         first; `data` is the object as it is now."""

@@ -1,0 +1,212 @@
+"""The event log's date range read as concurrent cursor chains, one per date window.
+
+`/event/` pages by cursor only (50 events a page, newest first), so one chain is one
+request at a time. `EventWindows` reads the first page alone (a small range stays one
+request), then splits what is left into date windows for idle workers, and keeps splitting
+the longest chains while workers are idle: windows end up with about equal event counts
+whatever the density. Windows partition the range, so each event belongs to one window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from tap_close.client import CloseClient
+from tap_close.streams.base import UTC, parse_ts
+
+EVENT_PAGE = 50
+MIN_SPAN = dt.timedelta(seconds=1)  # a narrower remainder is not split
+POLL = 1.0
+_END = dt.datetime.max.replace(tzinfo=UTC)
+
+
+def event_key(event: dict) -> str:
+    return f"{event.get('id')}@{event.get('date_updated')}"
+
+
+def _second(value: dt.datetime) -> dt.datetime:
+    return value.replace(microsecond=0)
+
+
+class Window:
+    """Events with lower <= date_updated < upper (None: no upper bound). `lower` rises
+    when the window gives its older part away."""
+
+    def __init__(self, lower: dt.datetime, upper: dt.datetime | None) -> None:
+        self.lower, self.upper = lower, upper
+
+
+Splitter = Callable[[Window, dt.datetime, dt.datetime], None]
+
+
+def walk(client: CloseClient, window: Window, split: Splitter | None = None
+         ) -> Iterator[list[dict]]:
+    """The window's events page by page, newest first.
+
+    Close does not say whether a cursor keeps the date_updated bound (the filter is not
+    resent with it): events outside the window are dropped here, and the walk stops at the
+    first page entirely older than the window's lower bound, whatever the server does.
+    Pages may cut through one millisecond: an event repeated from the page before is dropped.
+    """
+    params: dict[str, Any] = {"date_updated__gte": window.lower.isoformat()}
+    if window.upper:
+        params["date_updated__lt"] = window.upper.isoformat()
+    before: set[str] = set()
+    limit = EVENT_PAGE
+    while True:
+        body, limit = client.page("/event/", params, limit)
+        page = body.get("data") or []
+        lower, upper = window.lower, window.upper
+        kept: list[dict] = []
+        keys: set[str] = set()
+        older = 0
+        dates = []
+        for event in page:
+            when = parse_ts(event.get("date_updated"))
+            if when is not None:
+                dates.append(when)
+                if when < lower:
+                    older += 1
+                    continue
+                if upper and when >= upper:
+                    continue
+            key = event_key(event)
+            if key not in before and key not in keys:
+                keys.add(key)
+                kept.append(event)
+        more = bool(body.get("cursor_next") and page and older < len(page))
+        if more and split and dates:
+            split(window, min(dates), max(dates))
+        yield kept
+        if not more:
+            return
+        before = keys
+        params = {"_cursor": body["cursor_next"]}  # a cursor replaces the date filter
+
+
+class EventWindows:
+    """Every event with lower <= date_updated < upper, read by up to `workers` chains.
+
+    `pages()` yields (events, mark): a page's events, or after a window's last page the
+    new `mark` when it moved: every event below it has been yielded (a bookmark moves only
+    over complete windows). Pages come in arrival order, not date order.
+    """
+
+    def __init__(self, client: CloseClient, lower: dt.datetime, upper: dt.datetime | None,
+                 workers: int) -> None:
+        self.client = client
+        self.workers = max(1, workers)
+        self.mark = lower
+        self._lock = threading.Lock()
+        self._jobs: deque[Window] = deque([Window(lower, upper)])
+        self._out: queue.Queue[tuple[str, Window, Any]] = queue.Queue(maxsize=2 * self.workers)
+        self._open = 1  # windows whose end the consumer has not seen
+        self._threads = 0
+        self._busy = 0
+        self._stop = threading.Event()
+        self._complete: list[tuple[dt.datetime, dt.datetime]] = []
+
+    def pages(self) -> Iterator[tuple[list[dict], dt.datetime | None]]:
+        if self.workers == 1:
+            window = self._jobs.popleft()
+            for page in walk(self.client, window):
+                yield page, None
+            self.mark = window.upper or _END
+            yield [], self.mark
+            return
+        self._spawn()
+        try:
+            while self._open:
+                kind, window, payload = self._out.get()
+                if kind == "page":
+                    yield payload, None
+                elif kind == "error":
+                    raise payload
+                else:
+                    with self._lock:
+                        self._open -= 1
+                    if self._finish(window):
+                        yield [], self.mark
+        finally:
+            self._stop.set()
+            while not self._out.empty():
+                self._out.get_nowait()
+
+    def _finish(self, window: Window) -> bool:
+        """Note a window complete; True if the mark moved."""
+        self._complete.append((window.lower, window.upper or _END))
+        self._complete.sort()
+        moved = False
+        while self._complete and self._complete[0][0] <= self.mark:
+            upper = self._complete.pop(0)[1]
+            if upper > self.mark:
+                self.mark, moved = upper, True
+        return moved
+
+    def _spawn(self) -> None:
+        with self._lock:
+            while self._threads < self.workers and len(self._jobs) > self._threads - self._busy:
+                self._threads += 1
+                threading.Thread(target=self._work, daemon=True).start()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                if not self._jobs:
+                    self._threads -= 1
+                    return
+                window = self._jobs.popleft()
+                self._busy += 1
+            try:
+                for page in walk(self.client, window, self._split):
+                    if not self._put(("page", window, page)):
+                        return
+                self._put(("done", window, None))
+            except BaseException as exc:  # raised in the consumer
+                self._put(("error", window, exc))
+                return
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+    def _put(self, item: tuple[str, Window, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._out.put(item, timeout=POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _split(self, window: Window, oldest: dt.datetime, newest: dt.datetime) -> None:
+        """Give idle workers the older part of `window` that is still unread.
+
+        Equal spans by time; the page just read says how many pages are left (no split
+        when under two: a split's first page is part-filled and costs a request).
+        """
+        with self._lock:
+            idle = self.workers - self._busy - len(self._jobs)
+            span = oldest - window.lower
+            if idle <= 0 or span < MIN_SPAN:
+                return
+            per_page = max(newest - oldest, dt.timedelta(microseconds=1))
+            parts = int(min(idle + 1, span / per_page))
+            if parts < 2:
+                return
+            step = span / parts
+            # Bounds on whole seconds (short, readable URLs); the first stays the window's.
+            cuts = {_second(window.lower + step * i) for i in range(1, parts)}
+            bounds = [window.lower, *sorted(b for b in cuts if b > window.lower)]
+            if len(bounds) < 2:
+                return
+            for lower, upper in itertools.pairwise(bounds):
+                self._jobs.append(Window(lower, upper))
+                self._open += 1
+            window.lower = bounds[-1]
+        self._spawn()
