@@ -256,6 +256,23 @@ def chunked(items: Iterable[T], size: int = 100) -> Iterator[list[T]]:
         yield chunk
 
 
+class Memo:
+    """Values computed once per run and shared by threads: a second caller waits."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._values: dict[str, Any] = {}
+
+    def get(self, key: str, compute: Callable[[], T]) -> T:
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._values:
+                self._values[key] = compute()
+            return cast("T", self._values[key])
+
+
 class Prefetcher:
     """Reads the next streams' records in the background while the SDK writes this one.
 

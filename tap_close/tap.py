@@ -363,14 +363,34 @@ class TapClose(TapHooks):
         atexit.register(client.close)  # however the process ends: no socket left open
         return client
 
+    @cached_property
+    def memo(self) -> parallel.Memo:
+        """Reads shared by streams, made once per run (created before threads start)."""
+        return parallel.Memo()
+
+    def me(self) -> dict:
+        """`/me/`: the credential's user id and organizations."""
+        return self.memo.get("me", lambda: self.client.get(
+            "/me/", {"_fields": "id,organizations"}))
+
+    def organization(self, org_id: str) -> dict:
+        """`/organization/{id}/` (memberships included), read once for every stream."""
+        return self.memo.get("organization:" + org_id, lambda: self.client.get(
+            id_path("/organization/", org_id)))
+
+    def listing(self, path: str, page_size: int = 100) -> list[dict]:
+        """Every row of a small list that several streams read (sequences, comment threads,
+        custom field lists), read once per run."""
+        return self.memo.get("list:" + path, lambda: [
+            row for page in self.client.pages(path, page_size=page_size) for row in page])
+
     def custom_field_definitions(self, object_type: str) -> list[dict]:
         """Custom fields (own and shared) that can be set on a Close object type."""
         cache: dict[str, list[dict]] = self.__dict__.setdefault("_custom_fields", {})
         if object_type not in cache:
             try:
                 if object_type in LISTED_FIELDS:  # the fields of every type of that object
-                    pages = self.client.pages(LISTED_FIELDS[object_type], page_size=1000)
-                    body = {"fields": [f for page in pages for f in page]}
+                    body = {"fields": self.listing(LISTED_FIELDS[object_type], 1000)}
                 else:
                     body = self.client.get(id_path("/custom_field_schema/", object_type))
             except AccessDeniedError as exc:
@@ -383,7 +403,7 @@ class TapClose(TapHooks):
         return [self.custom_field_definitions(object_type)]
 
     def discover_streams(self) -> list:
-        _ = self.run_started
+        _ = self.run_started, self.memo
         # The custom field lists are independent: fetch them concurrently.
         objects = ("lead", "contact", "opportunity", *LISTED_FIELDS)
         fetches = [partial(self._custom_fields_page, o) for o in objects]

@@ -96,6 +96,7 @@ def test_fault_soak_full_and_incremental_sync_equal_truth(tmp_path: Path) -> Non
         started = dt.datetime.now(UTC)
         emu.inject(BURST, path_prefix="/api/v1/opportunity/")
         emu.inject(BURST[:3], path_prefix="/api/v1/event/")
+        emu.inject(["500", "reset"], path_prefix="/api/v1/user/")  # retried whatever the mix
         incremental = run_cli(config, tmp_path, state=full.state, name="incr").assert_ok()
         for stream in streams:
             assert merged([full, incremental], stream) == later_truth(emu, stream, started), stream

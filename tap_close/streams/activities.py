@@ -185,7 +185,8 @@ ACTIVITY_STREAMS = [_activity_stream(kind) for kind in KINDS]
 CustomActivityTypesStream = list_stream("custom_activity_types", "/custom_activity/",
                                         schemas.CUSTOM_ACTIVITY_TYPE)
 ActivityCustomFieldsStream = list_stream("activity_custom_fields", "/custom_field/activity/",
-                                         schemas.CUSTOM_FIELD, page_size=1000)
+                                         schemas.CUSTOM_FIELD, page_size=1000,
+                                         shared=True)
 
 
 class TasksStream(EventReplay, IncrementalStream):

@@ -13,7 +13,8 @@ from tap_close.streams.simple import list_stream
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
-CommentThreadsStream = list_stream("comment_threads", "/comment_thread/", schemas.COMMENT_THREAD)
+CommentThreadsStream = list_stream("comment_threads", "/comment_thread/", schemas.COMMENT_THREAD,
+                                   shared=True)
 IntegrationLinksStream = list_stream("integration_links", "/integration_link/",
                                      schemas.INTEGRATION_LINK, events=("integration_link",))
 
@@ -27,13 +28,12 @@ class CommentsStream(EventReplay, CloseStream):
     event_object_types = ("comment",)
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
-        for threads in self.client.pages("/comment_thread/", {"_fields": "id,num_comments"}):
-            for thread in threads:
-                if thread.get("num_comments") == 0:
-                    continue
-                params = {"thread_id": thread["id"]}
-                for page in self.client.pages(self.path, params, page_size=self.page_size):
-                    yield from page
+        for thread in self._tap.listing("/comment_thread/"):
+            if thread.get("num_comments") == 0:
+                continue
+            params = {"thread_id": thread["id"]}
+            for page in self.client.pages(self.path, params, page_size=self.page_size):
+                yield from page
         yield from self.replay(context)
 
 

@@ -24,7 +24,7 @@ CustomObjectTypesStream = list_stream("custom_object_types", "/custom_object_typ
                                       schemas.CUSTOM_OBJECT_TYPE, events=("custom_object_type",))
 CustomObjectCustomFieldsStream = list_stream(
     "custom_object_custom_fields", "/custom_field/custom_object_type/", schemas.CUSTOM_FIELD,
-    page_size=1000)
+    page_size=1000, shared=True)
 
 
 LEADS_PER_TASK = 20  # leads asked one after another by one worker of the first listing

@@ -2,9 +2,9 @@
 
 `/event/` pages by cursor only (50 events a page, newest first), so one chain is one
 request at a time. `EventWindows` reads the first page alone (a small range stays one
-request), then splits what is left into date windows for idle workers, and keeps splitting
-the longest chains while workers are idle: windows end up with about equal event counts
-whatever the density. Windows partition the range, so each event belongs to one window.
+request); from a chain's second page on, idle workers take older parts of what it has not
+read yet, again and again, so windows end up with about equal event counts whatever the
+density. Windows partition the range, so each event belongs to one window.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from tap_close.client import CloseClient
 from tap_close.streams.base import UTC, parse_ts
 
 EVENT_PAGE = 50
+GROUP = "GET /event/"  # the rate-limit group (`client.endpoint_group`)
 MIN_SPAN = dt.timedelta(seconds=1)  # a narrower remainder is not split
+FANOUT = 4  # parts per split at most
 POLL = 1.0
 _END = dt.datetime.max.replace(tzinfo=UTC)
 
@@ -38,8 +40,12 @@ class Window:
     """Events with lower <= date_updated < upper (None: no upper bound). `lower` rises
     when the window gives its older part away."""
 
-    def __init__(self, lower: dt.datetime, upper: dt.datetime | None) -> None:
-        self.lower, self.upper = lower, upper
+    def __init__(self, lower: dt.datetime, upper: dt.datetime | None,
+                 parent: Window | None = None) -> None:
+        self.lower, self.upper, self.parent = lower, upper, parent
+        self.pages = 0  # pages read
+        self.next_split = 2  # the page count at which it may next give its older half away
+        self.every = 1  # pages between offers; doubles when a half given away was near empty
 
 
 Splitter = Callable[[Window, dt.datetime, dt.datetime], None]
@@ -51,7 +57,8 @@ def walk(client: CloseClient, window: Window, split: Splitter | None = None
 
     Close does not say whether a cursor keeps the date_updated bound (the filter is not
     resent with it): events outside the window are dropped here, and the walk stops at the
-    first page entirely older than the window's lower bound, whatever the server does.
+    first page that reaches below the window's lower bound (Close lists events newest first,
+    always), whatever the server does.
     Pages may cut through one millisecond: an event repeated from the page before is dropped.
     """
     params: dict[str, Any] = {"date_updated__gte": window.lower.isoformat()}
@@ -80,7 +87,8 @@ def walk(client: CloseClient, window: Window, split: Splitter | None = None
             if key not in before and key not in keys:
                 keys.add(key)
                 kept.append(event)
-        more = bool(body.get("cursor_next") and page and older < len(page))
+        more = bool(body.get("cursor_next") and page and not older)
+        window.pages += 1
         if more and split and dates:
             split(window, min(dates), max(dates))
         yield kept
@@ -167,6 +175,9 @@ class EventWindows:
                 for page in walk(self.client, window, self._split):
                     if not self._put(("page", window, page)):
                         return
+                if window.parent and window.pages <= 1:
+                    with self._lock:  # events are dense above it: offer splits less often
+                        window.parent.every *= 2
                 self._put(("done", window, None))
             except BaseException as exc:  # raised in the consumer
                 self._put(("error", window, exc))
@@ -185,28 +196,33 @@ class EventWindows:
         return False
 
     def _split(self, window: Window, oldest: dt.datetime, newest: dt.datetime) -> None:
-        """Give idle workers the older part of `window` that is still unread.
+        """Give idle workers the older part of what `window` has not read yet.
 
-        Equal spans by time; the page just read says how many pages are left (no split
-        when under two: a split's first page is part-filled and costs a request).
+        From a window's second page on, while workers are idle (and, under a rate limit,
+        budget is spare): what is left is cut into up to FANOUT spans of equal time, fewer
+        when the page just read says fewer pages are left (a split's first page is
+        part-filled and costs a request). Events may be clustered, not spread: a part that
+        comes back with one page or less doubles the pages its parent reads before its next
+        offer, so a burst of events costs a few probes, not one per page.
         """
+        spare = self.client.limiter.spare(GROUP)
         with self._lock:
             idle = self.workers - self._busy - len(self._jobs)
+            if spare is not None:
+                idle = min(idle, spare)
             span = oldest - window.lower
-            if idle <= 0 or span < MIN_SPAN:
+            if idle <= 0 or window.pages < window.next_split or span < MIN_SPAN:
                 return
             per_page = max(newest - oldest, dt.timedelta(microseconds=1))
-            parts = int(min(idle + 1, span / per_page))
-            if parts < 2:
-                return
-            step = span / parts
-            # Bounds on whole seconds (short, readable URLs); the first stays the window's.
+            parts = int(min(idle + 1, FANOUT, span / per_page))
+            step = span / max(parts, 1)
             cuts = {_second(window.lower + step * i) for i in range(1, parts)}
             bounds = [window.lower, *sorted(b for b in cuts if b > window.lower)]
             if len(bounds) < 2:
                 return
             for lower, upper in itertools.pairwise(bounds):
-                self._jobs.append(Window(lower, upper))
+                self._jobs.append(Window(lower, upper, window))
                 self._open += 1
             window.lower = bounds[-1]
+            window.next_split = window.pages + window.every
         self._spawn()

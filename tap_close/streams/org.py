@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def organization_ids(stream: CloseStream) -> list[str]:
     """The organizations of the credential, from `/me/`."""
-    me = stream.client.get("/me/", {"_fields": "organizations"})
+    me = stream._tap.me()
     return [o["id"] if isinstance(o, dict) else str(o) for o in me.get("organizations") or []]
 
 
@@ -30,7 +30,7 @@ class OrganizationsStream(CloseStream):
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
         for org_id in organization_ids(self):
-            yield self.client.get(id_path(self.path, org_id))
+            yield dict(self._tap.organization(org_id))
 
 
 class MembershipsStream(CloseStream):
@@ -42,8 +42,7 @@ class MembershipsStream(CloseStream):
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
         for org_id in organization_ids(self):
-            org = self.client.get(id_path(self.path, org_id),
-                                  {"_fields": "memberships,inactive_memberships"})
+            org = self._tap.organization(org_id)
             for key, active in (("memberships", True), ("inactive_memberships", False)):
                 for membership in org.get(key) or []:
                     yield {**membership, "organization_id": org_id, "is_active": active}

@@ -18,7 +18,8 @@ EmailTemplatesStream = list_stream("email_templates", "/email_template/",
                                    schemas.EMAIL_TEMPLATE, events=("email_template",))
 SmsTemplatesStream = list_stream("sms_templates", "/sms_template/", schemas.SMS_TEMPLATE,
                                  events=("sms_template",))
-SequencesStream = list_stream("sequences", "/sequence/", schemas.SEQUENCE, events=("sequence",))
+SequencesStream = list_stream("sequences", "/sequence/", schemas.SEQUENCE, events=("sequence",),
+                              shared=True)
 OutcomesStream = list_stream("outcomes", "/outcome/", schemas.OUTCOME, events=("outcome",))
 EmailBulkActionsStream = list_stream("email_bulk_actions", "/bulk_action/email/",
                                      schemas.BULK_ACTION_EMAIL)
@@ -41,11 +42,10 @@ class SequenceSubscriptionsStream(CloseStream):
     static_schema = schemas.SEQUENCE_SUBSCRIPTION
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
-        for sequences in self.client.pages("/sequence/", {"_fields": "id"}):
-            for sequence in sequences:
-                params = {"sequence_id": sequence["id"]}
-                for page in self.client.pages(self.path, params, page_size=self.page_size):
-                    yield from page
+        for sequence in self._tap.listing("/sequence/"):
+            params = {"sequence_id": sequence["id"]}
+            for page in self.client.pages(self.path, params, page_size=self.page_size):
+                yield from page
 
 
 OUTREACH_STREAMS: list[type[CloseStream]] = [

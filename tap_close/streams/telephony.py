@@ -25,7 +25,7 @@ class SendAsStream(EventReplay, CloseStream):
     event_object_types = ("send_as",)
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
-        me = self.client.get("/me/", {"_fields": "id"})["id"]
+        me = self._tap.me()["id"]
         seen: set[str] = set()
         for side in ("allowing_user_id", "allowed_user_id"):
             for page in self.client.pages(self.path, {side: me}):
