@@ -311,6 +311,7 @@ class _Budget:
     started: float = 0.0  # when the client's current window began
     inflight: int = 0
     waiting: int = 0  # requests waiting for budget
+    latency: float = 0.0  # seconds per request (moving average)
     probed: bool = False  # a reply seen: the group's limit (or that it has none) is known
     paused_until: float = 0.0
 
@@ -385,6 +386,8 @@ class RateLimiter:
             budget = self._groups.setdefault(ticket.group, _Budget())
             budget.inflight = max(0, budget.inflight - 1)
             budget.probed = True
+            took = time.monotonic() - ticket.started
+            budget.latency = took if not budget.latency else 0.8 * budget.latency + 0.2 * took
             if ("remaining" not in info or "reset" not in info
                     or ticket.started < budget.started):
                 return  # no header, or maybe of an earlier window
@@ -409,7 +412,10 @@ class RateLimiter:
                 return None if budget is None or budget.probed else 0
             if budget.waiting:
                 return 0
-            return max(0, int(budget.remaining - budget.inflight))
+            # Little's law: more in flight than rate x latency only spends budget sooner.
+            rate = budget.limit / budget.window if budget.window else budget.limit
+            useful = math.ceil(rate * budget.latency) if budget.latency else budget.limit
+            return max(0, min(int(budget.remaining - budget.inflight), int(useful)))
 
     def limit_of(self, group: str) -> float | None:
         """The group's requests per window, per Close's last RateLimit header (None: unknown)."""

@@ -70,3 +70,27 @@ def test_stale_header_never_raises_remaining() -> None:
     client.release(new, "limit=5, remaining=1, reset=10")
     client.release(old, "limit=5, remaining=2, reset=10")  # started earlier, replied later
     assert client._groups["g"].remaining == 1
+
+
+def test_every_activity_stream_under_a_rate_limit_wastes_no_budget(tmp_path) -> None:
+    """The 14 activity lists share `GET /activity/`: pages past a list's end are asked only
+    with budget nobody waits for, so the group's requests stay near the fewest possible
+    (offset pages overlap by 5 rows), with no 429."""
+    from tests.bench import ACTIVITY_STREAMS
+    from tests.conftest import api_key_config
+    from tests.emulator import CloseEmulator
+    from tests.harness import run_tap
+    from tests.test_reliability_support import selected_catalog
+
+    with CloseEmulator(seed=46, n_leads=300, rate_limit=(20, 1.0), latency=0.01) as emu:
+        config = api_key_config(emu)
+        run = run_tap(config, catalog=selected_catalog(config, tmp_path, ACTIVITY_STREAMS))
+        run.assert_ok()
+        log = [e for e in emu.request_log if e["path"].startswith("/api/v1/activity")]
+        fewest = 0
+        for stream in ACTIVITY_STREAMS:
+            assert run.ids(stream) == emu.truth(stream), stream
+            n = len(emu.truth(stream))
+            fewest += 1 + max(0, -(-(n - 100) // 95))
+        assert not [e for e in log if e["status"] == 429]
+        assert len(log) <= fewest + len(ACTIVITY_STREAMS) // 2, (len(log), fewest)
