@@ -178,6 +178,7 @@ def scenario_cpu(tmp: Path, sizes: list[int]) -> None:
     print("| leads | records | wall s | records/s | tap CPU s | records per tap CPU-s "
           "| emulator CPU s | peak RSS MiB |")
     print("|---|---|---|---|---|---|---|---|")
+    peaks = []
     for leads in sizes:
         with CloseEmulator(seed=44, n_leads=leads) as emu:
             serving = time.process_time()  # this process: the emulator's threads
@@ -186,7 +187,10 @@ def scenario_cpu(tmp: Path, sizes: list[int]) -> None:
         total = sum(res["counts"].values())
         print(f"| {leads:,} | {total:,} | {res['wall']:.1f} | {rate(total, res['wall'])} | "
               f"{res['cpu']:.1f} | {rate(total, res['cpu'])} | {serving:.1f} | "
-              f"{res['rss']:.0f} |")
+              f"{res['rss']:.1f} |")
+        peaks.append(res["rss"])
+    if len(peaks) > 1:
+        print(f"\nPeak RSS, largest vs smallest run: **{peaks[-1] / peaks[0]:.2f}x**")
 
 
 def scenario_request_cpu(calls: int) -> None:
@@ -251,9 +255,13 @@ def scenario_incremental(tmp: Path, leads: int) -> None:
         log = emu.request_log[before:]
     groups = Counter(e["path"].split("/")[3] for e in log)
     streams = len([s for s in first["counts"] if first["counts"][s]])
+    per_parent = sum(1 for e in log if re.search(r"/(comment|sequence_subscription)/$", e["path"])
+                     or re.search(r"/group/group_", e["path"]))
     print(f"Second run: **{len(log)} requests**, {sum(second['counts'].values()):,} records "
           f"(full-table streams are re-sent whole); goal: one per selected stream plus one "
-          f"event page (~{streams + 1}).\n")
+          f"event page (~{streams + 1}). Of them, {per_parent} are per-parent listings Close "
+          f"requires (comments per thread, members per group, subscriptions per sequence): "
+          f"**{len(log) - per_parent} without them**.\n")
     print("Requests by endpoint: " + ", ".join(f"{k} {v}" for k, v in groups.most_common()))
 
 
