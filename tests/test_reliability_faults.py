@@ -73,6 +73,10 @@ def test_fault_soak_full_and_incremental_sync_equal_truth(tmp_path: Path) -> Non
         config = api_key_config(emu, request_timeout=0.6)
         emu.inject(BURST, path_prefix="/api/v1/lead/")
         emu.inject(BURST[:3], path_prefix="/api/v1/activity/")
+        retried = {"user": "500", "status": "reset", "pipeline": "502", "role": "503",
+                   "webhook": "504"}  # retries whatever the random mix
+        for where, kind in retried.items():
+            emu.inject([kind], path_prefix=f"/api/v1/{where}/")
         full = run_cli(config, tmp_path, name="full").assert_ok()
         streams = sorted(full.schemas)
         assert len(streams) > 50
