@@ -386,18 +386,19 @@ class TapClose(TapHooks):
 
     def custom_field_definitions(self, object_type: str) -> list[dict]:
         """Custom fields (own and shared) that can be set on a Close object type."""
-        cache: dict[str, list[dict]] = self.__dict__.setdefault("_custom_fields", {})
-        if object_type not in cache:
-            try:
-                if object_type in LISTED_FIELDS:  # the fields of every type of that object
-                    body = {"fields": self.listing(LISTED_FIELDS[object_type], 1000)}
-                else:
-                    body = self.client.get(id_path("/custom_field_schema/", object_type))
-            except AccessDeniedError as exc:
-                self.logger.warning("Custom fields of %s unavailable: %s", object_type, exc)
-                body = {}
-            cache[object_type] = [f for f in body.get("fields") or [] if isinstance(f, dict)]
-        return cache[object_type]
+        return self.memo.get("fields:" + object_type,
+                             lambda: self._read_custom_fields(object_type))
+
+    def _read_custom_fields(self, object_type: str) -> list[dict]:
+        try:
+            if object_type in LISTED_FIELDS:  # the fields of every type of that object
+                body = {"fields": self.listing(LISTED_FIELDS[object_type], 1000)}
+            else:
+                body = self.client.get(id_path("/custom_field_schema/", object_type))
+        except AccessDeniedError as exc:
+            self.logger.warning("Custom fields of %s unavailable: %s", object_type, exc)
+            body = {}
+        return [f for f in body.get("fields") or [] if isinstance(f, dict)]
 
     def _custom_fields_page(self, object_type: str) -> list[list[dict]]:
         return [self.custom_field_definitions(object_type)]

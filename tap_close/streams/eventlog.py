@@ -17,11 +17,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tap_close.client import CloseClient
+from tap_close.client import CloseClient, endpoint_group
 from tap_close.streams.base import UTC, parse_ts
 
 EVENT_PAGE = 50
-GROUP = "GET /event/"  # the rate-limit group (`client.endpoint_group`)
 MIN_SPAN = dt.timedelta(seconds=1)  # a narrower remainder is not split
 FANOUT = 4  # parts per split at most
 POLL = 1.0
@@ -121,13 +120,6 @@ class EventWindows:
         self._complete: list[tuple[dt.datetime, dt.datetime]] = []
 
     def pages(self) -> Iterator[tuple[list[dict], dt.datetime | None]]:
-        if self.workers == 1:
-            window = self._jobs.popleft()
-            for page in walk(self.client, window):
-                yield page, None
-            self.mark = window.upper or _END
-            yield [], self.mark
-            return
         self._spawn()
         try:
             while self._open:
@@ -205,7 +197,7 @@ class EventWindows:
         comes back with one page or less doubles the pages its parent reads before its next
         offer, so a burst of events costs a few probes, not one per page.
         """
-        spare = self.client.limiter.spare(GROUP)
+        spare = self.client.limiter.spare(endpoint_group("GET", "/event/"))
         with self._lock:
             idle = self.workers - self._busy - len(self._jobs)
             if spare is not None:
