@@ -465,6 +465,7 @@ class CloseClient:
                               "timeout": (CONNECT_TIMEOUT, timeout)}
         self._adapter = self.session.get_adapter(self.api_url)
         self.url_limit = MAX_URL  # lowered when Close refuses a shorter URL
+        self.page_caps: dict[str, int] = {}  # path -> a `_limit` Close accepted after refusing
         self._basic = ""  # the Basic Authorization header, once computed
         self.headers = {"User-Agent": user_agent, "Accept": "application/json",
                         "Accept-Encoding": "gzip, deflate", "X-TZ-Offset": "0"}
@@ -657,7 +658,10 @@ class CloseClient:
         self, path: str, params: Mapping[str, Any], limit: int,
         decode: Callable[[bytes], Any] = _decode_object,
     ) -> tuple[Any, int]:
-        """Fetch one list page; halve `_limit` while Close refuses it. Returns (body, limit)."""
+        """Fetch one list page; lower `_limit` while Close refuses it (to the largest its
+        message names, else by half), and remember the size taken for the path's later
+        lists. Returns (body, limit)."""
+        limit = min(limit, self.page_caps.get(path, limit))
         while True:
             try:
                 return self.get(path, {**params, "_limit": limit}, decode), limit
@@ -667,6 +671,7 @@ class CloseClient:
                 said = _AT_MOST.search(str(exc))  # "_limit must be at most 50": take it
                 cap = int(said.group(1)) if said else 0
                 limit = cap if 0 < cap < limit else max(1, math.ceil(limit / 2))
+                self.page_caps[path] = limit
                 logger.info("Close refused _limit for %s; lowering it to %d", path, limit)
 
     def read_ahead(self, group: str) -> int:

@@ -318,3 +318,26 @@ def test_smart_fields_and_transcripts_are_opt_in(emulator: CloseEmulator) -> Non
                 m["metadata"]["selected"] = True
     chosen = run_tap(cfg, catalog=catalog).assert_ok()
     assert any(r.get("primary_email") for r in chosen.records["leads"])
+
+
+@pytest.mark.parametrize("quirks", [(), ("limit_error_bare",)])
+def test_refused_page_sizes_with_or_without_the_largest_allowed(quirks: tuple[str, ...]) -> None:
+    """Close publishes no `_limit` maximum; its 400 may or may not name one. Named: one
+    refusal per list, then that size; not named: halving. Either way every row arrives."""
+    caps = {"lead": 15, "activity": 30, "event": 20, "task": 40}
+    with CloseEmulator(seed=17, n_leads=40, event_history=300, max_limit=caps,
+                       quirks=quirks) as emu:
+        run = run_tap(api_key_config(emu)).assert_ok()
+        for stream in ("leads", "note_activities", "call_activities", "tasks", "contacts"):
+            assert run.ids(stream) == emu.truth(stream), stream
+        assert run.ids("events") and len(run.records["events"]) == len(run.ids("events"))
+        refused = [e for e in emu.request_log if e["status"] == 400]
+        sizes = {int(e["params"]["_limit"]) for e in emu.request_log
+                 if e["path"] == "/api/v1/event/" and e["status"] == 200
+                 and "_limit" in e["params"]}
+        if quirks:
+            assert sizes <= {13}, sizes  # 50 -> 25 -> 13
+        else:
+            assert sizes == {20}, sizes
+            paths = [e["path"] for e in refused]
+            assert len(paths) == len(set(paths)), "one refusal per list"

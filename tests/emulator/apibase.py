@@ -33,6 +33,7 @@ QUIRKS = {
     "event_type_bare": "event object_type without `activity.` (`note`, not `activity.note`)",
     "contact_edit_no_lead_bump": "editing a contact leaves its lead's date_updated alone",
     "tasks_edited_during_scan": "each later /task/ page request first edits a task already read",
+    "limit_error_bare": "a refused _limit's 400 does not say the largest one allowed",
 }
 
 
@@ -154,6 +155,8 @@ class ApiBase:
         cap = self.limit_cap(group)
         limit = self._int(params, "_limit", min(default, cap))
         if limit > cap:
+            if "limit_error_bare" in self.data.quirks:
+                raise ApiError(400, "_limit is too large")
             raise ApiError(400, f"_limit must be at most {cap}")
         return limit
 
