@@ -508,9 +508,14 @@ class IncrementalStream(CloseStream):
             bounds = [b for i, b in enumerate(bounds) if i == 0 or b > bounds[i - 1]]
         windows = [Window(self, base, lo, hi, start=start, emitted_at_start=skip)
                    for lo, hi in itertools.pairwise(bounds)]
-        windows.append(Window(self, base, bounds[-1], None, start=start, emitted_at_start=skip))
+        last = Window(self, base, bounds[-1], None, start=start, emitted_at_start=skip)
+        windows.append(last)
         windows[0].ids_at_lower = set(cut[1])
         yield from parallel.ordered((w.pages for w in windows), workers, len(head.data))
+        # The open window above may have been read before the ones below it: a record
+        # edited meanwhile moved up past it. Continue it from where it ended (one request
+        # when nothing moved).
+        yield from last.pages()
 
     @cached_property
     def _plain_bookmark(self) -> bool:
