@@ -22,7 +22,8 @@ import requests
 
 from tap_close import __version__
 from tap_close.auth import AuthError, redact
-from tap_close.client import endpoint_group, parse_ratelimit, query_string
+from tap_close.client import query_string
+from tap_close.ratelimit import endpoint_group, parse_ratelimit
 from tap_close.streams.base import parse_ts
 from tap_close.streams.search import search_body
 from tap_close.tap import (

@@ -12,7 +12,8 @@ from typing import Any
 
 import requests
 
-from tap_close.client import CloseAPIError, CloseClient, id_path
+from tap_close.client import CloseClient, id_path
+from tap_close.errors import CloseAPIError
 
 logger = logging.getLogger("tap-close.export")
 CHUNK = 1 << 16

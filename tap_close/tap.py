@@ -37,7 +37,8 @@ from tap_close.auth import (
     defer_signal,
     redact,
 )
-from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient, id_path, new_session
+from tap_close.client import CloseClient, id_path, new_session
+from tap_close.errors import AccessDeniedError, CloseAPIError
 from tap_close.maps import missing_map_config
 from tap_close.parallel import Prefetcher
 from tap_close.sdk_compat import TapHooks, environment_config

@@ -7,7 +7,7 @@ import random
 import threading
 import time
 
-from tap_close.client import RateLimiter
+from tap_close.ratelimit import RateLimiter
 from tests.emulator.faults import RateLimiter as ServerLimiter
 from tests.emulator.faults import ratelimit_header
 

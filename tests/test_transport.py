@@ -23,13 +23,8 @@ import requests
 
 from tap_close import client as client_module
 from tap_close.auth import AuthError, api_key_auth, exchange
-from tap_close.client import (
-    CloseAPIError,
-    CloseClient,
-    ReadTimeout,
-    TransportError,
-    id_path,
-)
+from tap_close.client import CloseClient, id_path
+from tap_close.errors import CloseAPIError, ReadTimeout, TransportError
 
 OK = b'{"ok": true}'
 

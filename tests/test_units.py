@@ -11,7 +11,8 @@ from requests.structures import CaseInsensitiveDict
 
 from tap_close.auth import AuthError
 from tap_close.auth_cli import authorize_url, extract_code
-from tap_close.client import Reply, _rate_reset, endpoint_group, parse_ratelimit
+from tap_close.client import Reply, _rate_reset
+from tap_close.ratelimit import endpoint_group, parse_ratelimit
 from tap_close.stores.file import FileStore, default_path
 from tap_close.streams.base import format_ts, parse_ts
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from tap_close import schemas
-from tap_close.client import CloseAPIError, KeyPage, MaxSkipError, id_path
+from tap_close.client import KeyPage, id_path
+from tap_close.errors import CloseAPIError, MaxSkipError
 from tap_close.streams.base import (
     UTC,
     CloseStream,

@@ -15,14 +15,9 @@ from singer_sdk.singerlib import RecordMessage
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL, MetadataMapping
 
 from tap_close import parallel
-from tap_close.client import (
-    AccessDeniedError,
-    CloseAPIError,
-    CloseClient,
-    KeyPage,
-    endpoint_group,
-    key_page_decoder,
-)
+from tap_close.client import CloseClient, KeyPage, key_page_decoder
+from tap_close.errors import AccessDeniedError, CloseAPIError
+from tap_close.ratelimit import endpoint_group
 from tap_close.schemas import DELETED_AT, custom_field_column, custom_field_properties
 from tap_close.sdk_compat import (
     StreamHooks,

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tap_close.client import AccessDeniedError, CloseAPIError, CloseClient
+from tap_close.client import CloseClient
+from tap_close.errors import AccessDeniedError, CloseAPIError
 from tap_close.sdk_compat import write_state
 from tap_close.streams.base import UTC, CloseStream, Deferred, format_ts, parse_ts
 from tap_close.streams.eventlog import EventWindows, event_key

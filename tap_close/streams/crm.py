@@ -8,7 +8,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tap_close import schemas
-from tap_close.client import CloseAPIError, KeyPage, MaxSkipError, id_path
+from tap_close.client import KeyPage, id_path
+from tap_close.errors import CloseAPIError, MaxSkipError
 from tap_close.export import ExportError, run_export
 from tap_close.streams.base import (
     CloseStream,

@@ -17,7 +17,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tap_close.client import CloseClient, endpoint_group
+from tap_close.client import CloseClient
+from tap_close.ratelimit import endpoint_group
 from tap_close.streams.base import UTC, parse_ts
 
 EVENT_PAGE = 50

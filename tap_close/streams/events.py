@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from tap_close import schemas
-from tap_close.client import AccessDeniedError
+from tap_close.errors import AccessDeniedError
 from tap_close.streams.base import UTC, CloseStream, format_ts
 from tap_close.streams.changes import RETENTION, SETTLE
 from tap_close.streams.collaboration import strip_secrets

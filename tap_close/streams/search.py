@@ -15,7 +15,8 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from tap_close.client import CloseAPIError, CloseClient, LimitTooLargeError, MaxSkipError
+from tap_close.client import CloseClient
+from tap_close.errors import CloseAPIError, LimitTooLargeError, MaxSkipError
 from tap_close.streams.base import parse_ts
 
 SEARCH_PAGE = 200
