@@ -34,6 +34,7 @@ from requests.adapters import HTTPAdapter
 
 from tap_close import parallel
 from tap_close.auth import AuthError, CloseOAuth, redact
+from tap_close.clock import ServerClock
 from tap_close.errors import (
     AccessDeniedError,
     CloseAPIError,
@@ -284,6 +285,7 @@ class CloseClient:
         self.user_agent = user_agent
         self.max_tries = max_tries
         self.limiter = RateLimiter()
+        self.clock = ServerClock()  # Close's time, from its replies' Date header
         self.stats: Counter[str] = Counter()
         self.session = session or new_session(self.workers)
         # Proxies, CA bundle and client cert from the environment, resolved once: every call
@@ -336,6 +338,7 @@ class CloseClient:
         try:
             prepared.prepare(method=method, url=url, headers=sent, data=body)
             with self._adapter.send(prepared, **self._send_options) as response:
+                self.clock.observe(response.headers.get("Date"))  # before the body is read
                 reply = Reply(response.status_code, response.headers, read_body(response))
         except WIRE_ERRORS as exc:
             raise wire_error(exc, self.timeout) from None

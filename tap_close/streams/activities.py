@@ -13,6 +13,7 @@ from tap_close.streams.base import (
     UTC,
     CloseStream,
     IncrementalStream,
+    Lookback,
     format_ts,
     sorted_range,
 )
@@ -111,7 +112,7 @@ EPOCH = dt.datetime(2012, 1, 1, tzinfo=UTC)
 OVERLAP = 5
 
 
-class ActivityStream(EventReplay, CloseStream):
+class ActivityStream(EventReplay, Lookback):
     """One activity type, incremental on `date_created`, whatever order Close lists it in.
 
     `_order_by` is documented on `/activity/` only: a per-type list may come newest first.
@@ -132,10 +133,14 @@ class ActivityStream(EventReplay, CloseStream):
 
     def advance_bookmark(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Bookmarks move per finished window instead (records are in no promised order)."""
+        if not self._replaying:
+            self.note_sent(latest_record, context)
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
-        start = self.get_starting_timestamp(context)
-        lower = start.astimezone(UTC) if start else EPOCH
+        lower = self.lookback_start(context) or EPOCH
+        # The bookmark after the last window: Close's now before it is read (later rows may
+        # be missed now; the next run's lookback reads them).
+        now = self.client.clock.now()
         run_started = self._tap.run_started
         # The last window is open above (a date_created in the future is read now too).
         pending: list[tuple[dt.datetime, dt.datetime | None]] = [(lower, None)]
@@ -152,8 +157,7 @@ class ActivityStream(EventReplay, CloseStream):
                 pending += [(middle, window[1]), (window[0], middle)]  # earlier half first
                 self.logger.info("max_skip: splitting %s at %s", self.name, format_ts(middle))
                 continue
-            yield self.update_state(context, replication_key=self.replication_key,
-                                    replication_key_value=format_ts(window[1] or run_started))
+            yield self.move_bookmark(context, window[1] or now)
         yield from self.replay(context)
 
     def _read_window(self, lower: dt.datetime, upper: dt.datetime | None) -> Iterator[KeyPage]:
@@ -215,6 +219,8 @@ class TasksStream(EventReplay, IncrementalStream):
 
     def advance_bookmark(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Bookmarks move per finished window instead (records are not in key order)."""
+        if not self._replaying:
+            self.note_sent(latest_record, context)
 
     def window_params(
         self, lower: dt.datetime | None, upper: dt.datetime | None = None
@@ -222,12 +228,13 @@ class TasksStream(EventReplay, IncrementalStream):
         return sorted_range("date_created", lower, upper)
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
-        start = self.get_starting_timestamp(context)
-        upper = self._tap.run_started
-        base = {"_type": "all", "date_updated__lt": upper.isoformat()}
+        start = self.lookback_start(context)
+        # Open above: the bookmark is Close's now before the read (a task edited meanwhile
+        # is read now, or by the next run's lookback).
+        now = self.client.clock.now()
+        base: dict[str, Any] = {"_type": "all"}
         if start:
-            base["date_updated__gte"] = start.astimezone(UTC).isoformat()
+            base["date_updated__gte"] = start.isoformat()
         yield from self.keyset(base)
-        yield self.update_state(context, replication_key=self.replication_key,
-                                replication_key_value=format_ts(upper))
+        yield self.move_bookmark(context, now)
         yield from self.replay(context)

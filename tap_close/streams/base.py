@@ -26,6 +26,7 @@ from tap_close.sdk_compat import (
     stream_version,
     utc_now,
 )
+from tap_close.streams.lookback import SentLog, lookback
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -364,10 +365,10 @@ class Window:
 
     def __init__(
         self, stream: IncrementalStream, base: dict[str, Any], lower: dt.datetime | None,
-        upper: dt.datetime | None, *, start: dt.datetime | None, emitted_at_start: set[str],
+        upper: dt.datetime | None, *, start: dt.datetime | None,
     ) -> None:
         self.stream, self.base, self.lower, self.upper = stream, base, lower, upper
-        self.start, self.emitted_at_start = start, emitted_at_start
+        self.start = start
         self.ids_at_lower: set[str] = set()
         self.finished = False
         self._progressed = True
@@ -395,21 +396,21 @@ class Window:
                 floor = stream.floor(key)
                 page_keys.append((floor, rid))
                 if (floor == self.lower and rid in self.ids_at_lower) or (  # re-read at the
-                        self.start and (key < self.start or (  # boundary, or emitted by an
-                            key == self.start and rid in self.emitted_at_start))):  # earlier run
-                    page.skip.add(i)
+                        self.start and key < self.start):  # boundary, or below the start (the
+                    page.skip.add(i)  # filter may be coarser than the key)
             if self.first_key is None and page_keys:
                 self.first_key = page_keys[0][0]
             more = page.has_more and bool(page_keys)
-            if more:
-                self._advance(page_keys, overlap)
+            if page_keys:  # the last page too: a window continued later starts past it
+                self._advance(page_keys, overlap if more else None)
                 overlap = stream.OVERLAP if self._progressed else 0
             self.finished = not more
             yield page
             if not more:
                 return
 
-    def _advance(self, page_keys: list[tuple[dt.datetime, str]], overlap: int) -> None:
+    def _advance(self, page_keys: list[tuple[dt.datetime, str]], overlap: int | None) -> None:
+        """Restart from the page's last key (`overlap` None: the last page, no check)."""
         new_lower = page_keys[-1][0]
         if new_lower != self.lower:
             self.lower, self.ids_at_lower = new_lower, set()
@@ -421,7 +422,94 @@ class Window:
             raise CloseAPIError(msg)
 
 
-class IncrementalStream(CloseStream):
+class Lookback(CloseStream):
+    """An incremental stream that re-reads `lookback_minutes` below its bookmark each run and
+    skips what the last run provably sent there (see `lookback.py`).
+
+    Sorted streams also keep their order when Close commits a row late: a row whose key is
+    below one this run has sent already is left to the next run (whose lookback reads it).
+    """
+
+    _high = ""  # the largest key this run's main pass has sent (canonical UTC text)
+    _cap = ""  # Close's now, last looked at: no bookmark goes past it
+    _late = 0
+
+    def lookback_start(self, context: Context | None) -> dt.datetime | None:
+        """Where this run starts: the bookmark less the lookback, else start_date (or None)."""
+        start = self.get_starting_timestamp(context)
+        if start is None:
+            return None
+        start = start.astimezone(UTC)
+        if self.get_context_state(context).get("replication_key_value"):
+            start -= lookback(self.config)
+        return start
+
+    def sent_log(self, context: Context | None) -> SentLog:
+        log = self.__dict__.get("_sent_log")
+        if log is None:
+            floor = "" if self.is_sorted else format_ts(
+                min(self._tap.run_started, self.client.clock.now())
+                - lookback(self.config) - dt.timedelta(minutes=10))
+            log = self._sent_log = SentLog(self.get_context_state(context).get("sent"), floor)
+        return log
+
+    def note_sent(self, record: dict, context: Context | None) -> str | None:
+        """Remember a main-pass record just written; returns its key (None: it has none)."""
+        value = record.get(self.replication_key) if self.replication_key else None
+        if not isinstance(value, str):
+            return None
+        self.sent_log(context).add(str(record["id"]), value)
+        self._high = max(self._high, value)
+        return value
+
+    def move_bookmark(self, context: Context | None, when: dt.datetime) -> Deferred:
+        """A window read through `when` (Close's time): the bookmark moves there, never back."""
+        value = format_ts(when)
+
+        def apply() -> None:
+            state = self.get_context_state(context)
+            before = parse_ts(state.get("replication_key_value"))
+            if before is None or when > before:
+                state.update(replication_key=self.replication_key, replication_key_value=value)
+
+        return Deferred(apply)
+
+    def capped(self, value: str) -> str:
+        """A key no later than Close's now (a row stamped in the future, or clock skew)."""
+        if value > self._cap:
+            self._cap = format_ts(self.client.clock.now())
+        return min(value, self._cap)
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        row = super().post_process(row, context)  # type: ignore[assignment]
+        if row is None or self._replaying or not self.replication_key:
+            return row
+        key = row.get(self.replication_key)
+        if not isinstance(key, str):
+            return row
+        if self.is_sorted and key < self._high:
+            if not self._late:
+                self.logger.info(
+                    "%s: a row stamped %s became visible after later rows were sent (a late "
+                    "commit); it is left to the next run's lookback", self.name, key)
+            self._late += 1
+            return None
+        if self.sent_log(context).was_sent(str(row.get("id")), key):
+            return None  # in the lookback, and sent by the last run unchanged
+        return row
+
+    def write_state_message(self) -> None:
+        log = self.__dict__.get("_sent_log")
+        if log is not None:
+            state = self.get_context_state(None)
+            state.pop("bookmark_ids", None)  # an earlier release's form of `sent`
+            bookmark = parse_ts(state.get("replication_key_value"))
+            if bookmark is not None:
+                state["sent"] = log.encode(format_ts(bookmark - lookback(self.config)))
+        super().write_state_message()
+
+
+class IncrementalStream(Lookback):
     """A list sorted ascending by its replication key, read by keyset `Window`s."""
 
     replication_key = "date_updated"
@@ -444,33 +532,19 @@ class IncrementalStream(CloseStream):
         """Server-side filter and sort for lower <= key < upper (None: unbounded)."""
         raise NotImplementedError
 
-    def _start(self, context: Context | None) -> tuple[dt.datetime | None, set[str]]:
-        start = self.get_starting_timestamp(context)
-        state = self.get_context_state(context)
-        ids: set[str] = set()
-        if start and state.get("replication_key_value"):
-            bookmark = parse_ts(state["replication_key_value"])
-            if bookmark == start:
-                ids = set(state.get("bookmark_ids") or [])
-        return (start.astimezone(UTC) if start else None), ids
-
     def read_records(self, context: Context | None) -> Iterator[Any]:
-        start, emitted_at_start = self._start(context)
-        yield from self.keyset(self.base_params(context), start, emitted_at_start)
+        yield from self.keyset(self.base_params(context), self.lookback_start(context))
 
-    def keyset(
-        self, base: dict[str, Any], start: dt.datetime | None = None,
-        emitted_at_start: frozenset[str] | set[str] = frozenset(),
-    ) -> Iterator[KeyPage]:
+    def keyset(self, base: dict[str, Any], start: dt.datetime | None = None
+               ) -> Iterator[KeyPage]:
         """Pages of every record with key >= start (all if None), in key order.
 
         The first page is read alone; if there is more, the rest of the time range is cut
         into windows read concurrently (`max_concurrency`) and emitted in order, so the
         bookmark only ever moves forward over records already written.
         """
-        skip: set[str] = set(emitted_at_start)
         lower = self.floor(start) if start else None
-        first = Window(self, base, lower, None, start=start, emitted_at_start=skip)
+        first = Window(self, base, lower, None, start=start)
         pages = first.pages()
         head = next(pages, None)
         if head is None:
@@ -501,9 +575,9 @@ class IncrementalStream(CloseStream):
             step = (now - cut[0]) / parts
             bounds += sorted({self.floor(cut[0] + step * i) for i in range(1, parts)} | {now})
             bounds = [b for i, b in enumerate(bounds) if i == 0 or b > bounds[i - 1]]
-        windows = [Window(self, base, lo, hi, start=start, emitted_at_start=skip)
+        windows = [Window(self, base, lo, hi, start=start)
                    for lo, hi in itertools.pairwise(bounds)]
-        last = Window(self, base, bounds[-1], None, start=start, emitted_at_start=skip)
+        last = Window(self, base, bounds[-1], None, start=start)
         windows.append(last)
         windows[0].ids_at_lower = set(cut[1])
         yield from parallel.ordered((w.pages for w in windows), workers, len(head.data))
@@ -512,27 +586,16 @@ class IncrementalStream(CloseStream):
         # when nothing moved).
         yield from last.pages()
 
-    @cached_property
-    def _plain_bookmark(self) -> bool:
-        """Sorted, one state per stream: a bookmark moves to any value >= itself."""
-        return (self.is_sorted and self.state_partitioning_keys is None
-                and self.replication_method == REPLICATION_INCREMENTAL)
-
     def advance_bookmark(self, latest_record: dict, *, context: Context | None = None) -> None:
-        """Also remember the ids at the bookmark, so the next run does not repeat them."""
-        if self._replaying:
+        """Move the bookmark to the record's key (never back, never past Close's now)."""
+        if self._replaying or self.replication_method != REPLICATION_INCREMENTAL:
+            return
+        value = self.note_sent(latest_record, context)
+        if value is None or not self.is_sorted:
             return
         state = self.get_context_state(context)
         before = state.get("replication_key_value")
-        value = latest_record.get(self.replication_key)
-        if self._plain_bookmark and isinstance(value, str) and (before is None or (
-                isinstance(before, str) and value >= before)):
-            state["replication_key"] = self.replication_key  # as the SDK does, without its
-            state["replication_key_value"] = value  # per-record layers (hot path)
-        else:
-            super().advance_bookmark(latest_record, context=context)
-        after = state.get("replication_key_value")
-        if after != before:
-            state["bookmark_ids"] = [latest_record["id"]]
-        elif latest_record["id"] not in state.setdefault("bookmark_ids", []):
-            state["bookmark_ids"].append(latest_record["id"])
+        value = self.capped(value)
+        if before is None or (isinstance(before, str) and value > before):
+            state["replication_key"] = self.replication_key
+            state["replication_key_value"] = value

@@ -151,7 +151,7 @@ class EventReplay(_Base):
                 text <= self._run_started_text):
             pass  # canonical UTC text before this run began: not in the future (hot path)
         elif key and (value := parse_ts(text)) is not None:
-            now = dt.datetime.now(UTC)
+            now = self.client.clock.now()  # Close's time, not ours
             if value > now:
                 latest_record = {**latest_record, key: format_ts(now)}
         super().advance_bookmark(latest_record, context=context)

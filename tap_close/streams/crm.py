@@ -71,7 +71,7 @@ class LeadsStream(EventReplay, IncrementalStream):
     def read_records(self, context: Context | None) -> Iterator[Any]:
         state = self.get_context_state(context)
         if self.config.get("use_export_for_backfill") and not state.get("replication_key_value"):
-            started = dt.datetime.now(dt.timezone.utc)
+            started = self.client.clock.now()
             yield self.replaying(True)  # export rows are unsorted: the bookmark is set after
             try:
                 yield from run_export(self.client)
@@ -79,18 +79,15 @@ class LeadsStream(EventReplay, IncrementalStream):
                 self.logger.warning("Export backfill failed (%s); paging /lead/ instead", exc)
             else:
                 yield self.update_state(context, replication_key=self.replication_key,
-                                        replication_key_value=format_ts(started),
-                                        bookmark_ids=[])
+                                        replication_key_value=format_ts(started))
                 yield self.replaying(False)
                 yield from self.replay(context)
                 return
             yield self.replaying(False)
         yield from super().read_records(context)
 
-    def keyset(
-        self, base: dict[str, Any], start: dt.datetime | None = None,
-        emitted_at_start: frozenset[str] | set[str] = frozenset(),
-    ) -> Iterator[Any]:
+    def keyset(self, base: dict[str, Any], start: dt.datetime | None = None
+               ) -> Iterator[Any]:
         """Leads with date_updated >= start, in order.
 
         A first sync pages `/lead/` (fast, concurrent windows). Later runs, and a first sync
@@ -98,20 +95,23 @@ class LeadsStream(EventReplay, IncrementalStream):
         one minute), read Advanced Filtering instead: sorted, cursor-paged, no `_skip`.
         If search is refused (403/402/400), `/lead/` paging remains.
         """
+        read_at: set[str] = set()
         if start is None:
             last: tuple[dt.datetime | None, set[str]] = (None, set())
             try:
-                for page in super().keyset(base, start, emitted_at_start):
+                for page in super().keyset(base, start):
                     last = _last_key(page, last)
                     yield page
                 return
             except MaxSkipError as exc:
                 self.logger.warning("leads: %s; reading the rest through /data/search/", exc)
-            start, emitted_at_start = last
-        pages = search_range(self.client, "lead", self.selected_fields(), start,
-                             self._tap.run_started, read_at_lower=emitted_at_start)
+            start, read_at = last
+        # Open above: a lead edited while we read is sent now (and its key caps at Close's
+        # now in the bookmark); the next run's lookback skips it, as sent.
+        pages = search_range(self.client, "lead", self.selected_fields(), start, None,
+                             read_at_lower=read_at)
         yield from search_or_else(
-            pages, partial(IncrementalStream.keyset, self, base, start, emitted_at_start),
+            pages, partial(IncrementalStream.keyset, self, base, start),
             self.logger, "leads: paging /lead/")
 
     def window_params(
