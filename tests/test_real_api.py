@@ -222,8 +222,10 @@ def test_tasks_edited_while_paging(quirks: tuple[str, ...]) -> None:
     with CloseEmulator(seed=17, n_leads=40, max_limit={"task": 4}, quirks=quirks) as emu:
         cfg = api_key_config(emu)
         first = run_tap(cfg).assert_ok()
+        # With no upper date_updated bound, an edited task may stay in the scan (and be
+        # edited again): at least one edit, all of them seen by the end.
         edited = set(emu.data.acts.scan_edited)
-        assert len(edited) == (20 if quirks else 0)
+        assert bool(edited) == bool(quirks)
         assert emu.truth("tasks") - edited <= first.ids("tasks")
         mutate(emu)
         second = run_tap(cfg, state=first.state).assert_ok()
