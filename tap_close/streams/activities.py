@@ -141,6 +141,7 @@ class ActivityStream(EventReplay, Lookback):
         # The bookmark after the last window: Close's now before it is read (later rows may
         # be missed now; the next run's lookback reads them).
         now = self.client.clock.now()
+        yield self.begin_read(context)
         run_started = self._tap.run_started
         # The last window is open above (a date_created in the future is read now too).
         pending: list[tuple[dt.datetime, dt.datetime | None]] = [(lower, None)]
@@ -232,6 +233,7 @@ class TasksStream(EventReplay, IncrementalStream):
         # Open above: the bookmark is Close's now before the read (a task edited meanwhile
         # is read now, or by the next run's lookback).
         now = self.client.clock.now()
+        yield self.begin_read(context)
         base: dict[str, Any] = {"_type": "all"}
         if start:
             base["date_updated__gte"] = start.isoformat()

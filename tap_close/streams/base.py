@@ -435,14 +435,36 @@ class Lookback(CloseStream):
     _late = 0
 
     def lookback_start(self, context: Context | None) -> dt.datetime | None:
-        """Where this run starts: the bookmark less the lookback, else start_date (or None)."""
+        """Where this run starts: start_date, or the bookmark, or the last run's read time
+        less the lookback if that is earlier (rows stamped before the read began and
+        committed after it).
+
+        A bookmark older than that is exact by itself: rows stamped before `read_at - lookback`
+        were committed when the last run read them. So a run after a quiet spell (or hours
+        after a bulk edit) re-reads nothing old.
+        """
         start = self.get_starting_timestamp(context)
         if start is None:
             return None
         start = start.astimezone(UTC)
-        if self.get_context_state(context).get("replication_key_value"):
-            start -= lookback(self.config)
+        state = self.get_context_state(context)
+        if state.get("replication_key_value"):
+            read_at = parse_ts(state.get("read_at")) or start  # an earlier release's STATE
+            start = min(start, read_at - lookback(self.config))
         return start
+
+    def begin_read(self, context: Context | None) -> Deferred:
+        """Close's time as this run's main pass begins; STATE keeps it with the bookmark."""
+        value = format_ts(self.client.clock.now())
+        return self.update_state(context, read_at=value)
+
+    def resend_floor(self, state: dict) -> str | None:
+        """The next run's start (see `lookback_start`), as canonical text."""
+        bookmark = parse_ts(state.get("replication_key_value"))
+        if bookmark is None:
+            return None
+        read_at = parse_ts(state.get("read_at")) or bookmark
+        return format_ts(min(bookmark, read_at - lookback(self.config)))
 
     def sent_log(self, context: Context | None) -> SentLog:
         log = self.__dict__.get("_sent_log")
@@ -503,9 +525,9 @@ class Lookback(CloseStream):
         if log is not None:
             state = self.get_context_state(None)
             state.pop("bookmark_ids", None)  # an earlier release's form of `sent`
-            bookmark = parse_ts(state.get("replication_key_value"))
-            if bookmark is not None:
-                state["sent"] = log.encode(format_ts(bookmark - lookback(self.config)))
+            floor = self.resend_floor(state)
+            if floor is not None:
+                state["sent"] = log.encode(floor)
         super().write_state_message()
 
 
@@ -533,7 +555,9 @@ class IncrementalStream(Lookback):
         raise NotImplementedError
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
-        yield from self.keyset(self.base_params(context), self.lookback_start(context))
+        start = self.lookback_start(context)
+        yield self.begin_read(context)
+        yield from self.keyset(self.base_params(context), start)
 
     def keyset(self, base: dict[str, Any], start: dt.datetime | None = None
                ) -> Iterator[KeyPage]:
