@@ -33,6 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-url-bytes", type=int, default=None,
                    help="answer longer URLs with 414 (see --url-limit-status)")
     p.add_argument("--url-limit-status", type=int, choices=[400, 414], default=414)
+    p.add_argument("--clock-offset", type=float, default=0.0,
+                   help="seconds the server's clock runs ahead (+) or behind (-) real time")
+    p.add_argument("--commit-lag", type=float, default=0.0,
+                   help="a written row shows in lists 0.5-1x this many seconds later")
+    p.add_argument("--future-share", type=float, default=0.0,
+                   help="share of new leads/activities dated --future-hours ahead")
+    p.add_argument("--future-hours", type=float, default=3.0)
     args = p.parse_args(argv)
 
     emu = CloseEmulator(
@@ -48,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         compress=args.compress,
         max_url_bytes=args.max_url_bytes,
         url_limit_status=args.url_limit_status,
+        clock_offset=args.clock_offset,
+        commit_lag=args.commit_lag,
+        future_share=args.future_share,
+        future_hours=args.future_hours,
         host=args.host,
         port=args.port,
     )

@@ -360,7 +360,9 @@ class ActivityStore:
 
     # --- mutations (callers hold ds.lock) -----------------------------------------------------
 
-    def add_activity(self, kind: str, lead_id: str | None = None) -> str:
+    def add_activity(
+        self, kind: str, lead_id: str | None = None, ahead: float | None = None
+    ) -> str:
         kind = KIND_ALIASES.get(kind, kind)
         if kind not in ga.ACTIVITY_TYPES:
             raise ValueError(
@@ -369,7 +371,7 @@ class ActivityStore:
         ds = self.ds
         rng = ds.mrng
         lead_id = lead_id or rng.choice(sorted(ds.leads))
-        now = ds.clock.now()
+        now = ds.birth(ahead)
         acts = self.build(rng, kind, lead_id, now, now, user=ds.users[0])
         for act in acts:
             req = ds._req("POST", f"/api/v1/activity/{api_path(kind_of(act))}/")

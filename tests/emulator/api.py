@@ -20,6 +20,7 @@ from .apibase import (
     _compare,
     project,
 )
+from .lag import hidden_tail
 from .timeutil import fmt_aware, parse_dt
 
 __all__ = ["DATE_OPS", "Api", "ApiError", "Page", "Result", "project"]
@@ -240,6 +241,7 @@ class Api(ActivityRoutes, ObjectRoutes, SearchRoutes):
         if rest:
             found = next((e for e in events if e["id"] == rest[0]), None)
             return self._one(self._payload(found) if found else None, params)
+        hidden = hidden_tail(events, self.data.clock.peek(), self.data.commit_lag)
         if "_skip" in params:
             raise ApiError(400, "_skip is not supported for the event log; use _cursor")
         limit = self._limit("event", params, default=50)
@@ -271,7 +273,7 @@ class Api(ActivityRoutes, ObjectRoutes, SearchRoutes):
             du = ev["date_updated"]
             if not all(_compare(du, op, b) for op, b in lower):
                 break  # everything further back is older still
-            if all(_compare(du, op, b) for op, b in upper) and all(
+            if id(ev) not in hidden and all(_compare(du, op, b) for op, b in upper) and all(
                 ev.get(k) == v for k, v in filters.items()
             ):
                 if len(page) == limit:

@@ -47,7 +47,7 @@ class SearchRoutes(ApiBase):
         listers = self._searchable()
         if object_type not in listers:
             raise ApiError(400, f"Unsupported object_type {object_type!r}")
-        items = listers[object_type]()
+        items = self.data.visible(listers[object_type]())
         for part in parts or []:
             if isinstance(part, dict) and part.get("type") == "field_condition":
                 items = self._condition(items, part)

@@ -173,6 +173,7 @@ class ApiBase:
                 f"resource (max_skip = {cap}). Please refine your search query.",
             )
         fields = self._fields(params)
+        items = self.data.visible(items)  # commit lag: rows not committed yet are left out
         page = items[skip : skip + limit]
         extra: Obj = {"has_more": skip + len(page) < len(items)}
         if total:

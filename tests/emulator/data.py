@@ -11,6 +11,7 @@ from typing import Any
 from . import generate as g
 from .activities import STREAMS as ACTIVITY_STREAMS
 from .activities import ActivityStore
+from .lag import visible
 from .objects import STREAMS as OBJECT_STREAMS
 from .objects import ObjectStore
 from .timeutil import Clock, fmt_aware, fmt_naive
@@ -50,6 +51,10 @@ class Dataset:
         self.clock = clock or Clock()
         rng = random.Random(seed)
         self.mrng = random.Random(f"mutations-{seed}")  # content of later mutations
+        self.frng = random.Random(f"future-{seed}")  # which new rows are dated ahead
+        self.commit_lag = 0.0  # seconds before a written row shows in lists (lag.py)
+        self.future_share = 0.0  # share of new leads/activities dated `future_hours` ahead
+        self.future_hours = 3.0
         self.org_id = g.rand_id(rng, "orga_")
         self.users = g.make_users(rng, max(n_users, 1), self.org_id)
         self.user_ids = [u["id"] for u in self.users]
@@ -225,6 +230,20 @@ class Dataset:
             "organization_id": self.org_id,
             "fields": self.cfields[object_type],
         }
+
+    # --- server time -------------------------------------------------------------------------
+
+    def birth(self, ahead: float | None = None) -> datetime:
+        """date_created of a new lead or activity: now, or `ahead` hours later (Close
+        "regularly" returns date_created later than now); `None` = drawn by future_share."""
+        now = self.clock.now()
+        if ahead is None and self.future_share and self.frng.random() < self.future_share:
+            ahead = self.future_hours
+        return now + timedelta(hours=ahead) if ahead else now
+
+    def visible(self, items: list[Obj]) -> list[Obj]:
+        """`items` as a list or search shows them now (commit lag)."""
+        return visible(items, self.clock.peek(), self.commit_lag)
 
     # --- truth --------------------------------------------------------------------------------
 
@@ -436,9 +455,9 @@ class Dataset:
                 previous=prev,
             )
 
-    def add_lead(self) -> str:
+    def add_lead(self, ahead: float | None = None) -> str:
         with self.lock:
-            now = self.clock.now()
+            now = self.birth(ahead)
             lead_id = self._build_lead(
                 self.mrng,
                 now,
@@ -665,9 +684,11 @@ class Dataset:
 
     # --- activities and tasks -----------------------------------------------------------------
 
-    def add_activity(self, kind: str, lead_id: str | None = None) -> str:
+    def add_activity(
+        self, kind: str, lead_id: str | None = None, ahead: float | None = None
+    ) -> str:
         with self.lock:
-            return self.acts.add_activity(kind, lead_id)
+            return self.acts.add_activity(kind, lead_id, ahead)
 
     def update_activity(self, activity_id: str) -> None:
         with self.lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Iterable
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
@@ -56,12 +57,22 @@ class CloseEmulator:
         url_limit_status: int = 414,
         extra_custom_fields: int = 0,
         method_override: bool = True,
+        clock_offset: float = 0.0,
+        commit_lag: float = 0.0,
+        future_share: float = 0.0,
+        future_hours: float = 3.0,
     ) -> None:
         self.api_key = api_key
         self.client_id = client_id
         self.client_secret = client_secret
         self.data = Dataset(seed, n_leads, n_users)
         self.data.quirks = check_quirks(quirks)
+        # a busy, real server: its clock runs `clock_offset` seconds off the tap's (stamps,
+        # `Date` header); a written row shows in lists `commit_lag` seconds later (lag.py);
+        # `future_share` of new leads/activities are dated `future_hours` ahead
+        self.data.clock.offset = timedelta(seconds=clock_offset)
+        self.data.commit_lag = commit_lag
+        self.data.future_share, self.data.future_hours = future_share, future_hours
         if event_history:
             self.data.seed_event_history(event_history)
         if extra_custom_fields:
@@ -212,8 +223,9 @@ class CloseEmulator:
     def update_opportunity(self, opp_id: str) -> None:
         self.data.update_opportunity(opp_id)
 
-    def add_lead(self) -> str:
-        return self.data.add_lead()
+    def add_lead(self, ahead: float | None = None) -> str:
+        """A new lead (with contacts, maybe an opportunity); `ahead`: dated hours ahead."""
+        return self.data.add_lead(ahead)
 
     def add_contact(self, lead_id: str) -> str:
         return self.data.add_contact(lead_id)
@@ -235,8 +247,10 @@ class CloseEmulator:
 
     # activities and tasks: kinds are the /activity/ endpoint names (ACTIVITY_KINDS)
 
-    def add_activity(self, kind: str, lead_id: str | None = None) -> str:
-        return self.data.add_activity(kind, lead_id)
+    def add_activity(
+        self, kind: str, lead_id: str | None = None, ahead: float | None = None
+    ) -> str:
+        return self.data.add_activity(kind, lead_id, ahead)
 
     def update_activity(self, activity_id: str) -> None:
         self.data.update_activity(activity_id)

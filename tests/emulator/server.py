@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import email.utils
 import gzip
 import json
 import socket
@@ -277,6 +278,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def version_string(self) -> str:
         return self.server_version
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header from the server's clock (which may run off real time)."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        return email.utils.format_datetime(self.server.engine.api.data.clock.peek(), usegmt=True)
 
     def do_GET(self) -> None:
         self._dispatch()

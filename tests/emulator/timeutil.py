@@ -46,3 +46,7 @@ class Clock:
                 now = self._last + timedelta(microseconds=1)
             self._last = now
             return now
+
+    def peek(self) -> datetime:
+        """The server's time now (for `Date` headers and visibility), stamping nothing."""
+        return datetime.now(UTC) + self.offset
