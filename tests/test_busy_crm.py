@@ -146,7 +146,7 @@ def test_writer_is_seeded_and_touches_every_kind() -> None:
             names = [writer.step() for _ in range(150)]
             done.append((names, sorted(emu.truth("leads")), sorted(emu.truth("tasks"))))
     assert done[0] == done[1]
-    assert set(done[0][0]) == set(writer._ops)  # every kind of change happened
+    assert set(done[0][0]) - {"skipped"} == set(writer._ops)  # every kind of change happened
 
 
 # --- a sync while people work ----------------------------------------------------------------
