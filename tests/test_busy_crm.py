@@ -262,7 +262,10 @@ def test_bookmarks_a_year_ahead_warn_once_and_hold() -> None:
         config = config_for(emu, None)
         base = run_tap(config)
         assert_ran(base, "first run")
-        planted = _shift(base.state, timedelta(days=365))
+        # Every bookmark at least a year ahead of now (the oldest one included).
+        oldest = min(parse_dt(b["replication_key_value"]) for b in base.state["bookmarks"].values()
+                     if b.get("replication_key_value"))
+        planted = _shift(base.state, timedelta(days=365) + (datetime.now(timezone.utc) - oldest))
         marks = {s: (b["replication_key"], b["replication_key_value"])
                  for s, b in planted["bookmarks"].items() if b.get("replication_key_value")}
         assert len(marks) > 10
