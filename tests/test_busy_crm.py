@@ -240,14 +240,14 @@ def test_records_dated_hours_ahead_are_sent_and_later_changes_too() -> None:
         assert_exact(Target().load(first.stdout).load(second.stdout), emu, started)
 
 
-def _to_future(value: Any, at: datetime) -> Any:
-    """Every timestamp in a STATE set to `at` (bookmarks, event scan marks, partitions)."""
+def _shift(value: Any, by: timedelta) -> Any:
+    """Every timestamp in a STATE moved by `by` (bookmarks, event scan marks, partitions)."""
     if isinstance(value, dict):
-        return {k: _to_future(v, at) for k, v in value.items()}
+        return {k: _shift(v, by) for k, v in value.items()}
     if isinstance(value, list):
-        return [_to_future(v, at) for v in value]
+        return [_shift(v, by) for v in value]
     if isinstance(value, str) and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d", value):
-        return at.isoformat()
+        return (parse_dt(value) + by).isoformat()
     return value
 
 
@@ -262,7 +262,10 @@ def test_bookmarks_a_year_ahead_warn_once_and_hold() -> None:
         config = config_for(emu, None)
         base = run_tap(config)
         assert_ran(base, "first run")
-        planted = _to_future(base.state, datetime.now(UTC) + timedelta(days=365))
+        # Every bookmark at least a year ahead of now (the oldest one included).
+        oldest = min(parse_dt(b["replication_key_value"]) for b in base.state["bookmarks"].values()
+                     if b.get("replication_key_value"))
+        planted = _shift(base.state, timedelta(days=365) + (datetime.now(timezone.utc) - oldest))
         marks = {s: (b["replication_key"], b["replication_key_value"])
                  for s, b in planted["bookmarks"].items() if b.get("replication_key_value")}
         assert len(marks) > 10
