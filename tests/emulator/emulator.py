@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
@@ -178,6 +178,11 @@ class CloseEmulator:
         self.oauth.revoke(token)
 
     # --- faults, stats, log -------------------------------------------------------------------
+
+    def before_request(self, hook: Callable[[str, str, dict[str, str]], None]) -> None:
+        """Call `hook(method, path, params)` before answering each /api/v1 request (a test
+        changes data at a chosen point of a sync: a change between two given reads)."""
+        self.engine.hooks.append(hook)
 
     def inject(self, kinds: Iterable[str], path_prefix: str = "/api/v1/") -> None:
         self.faults.inject(kinds, path_prefix)

@@ -2,7 +2,8 @@
 
 A database commits a row a little after the server stamps its `date_updated`; until then a
 list does not show it (neither the old nor the new version: the stricter reading). Each
-row's lag lies in [lag/2, lag], fixed by its id and stamp. Rows stamped in the future (more
+row's lag lies in [lag/2, lag], fixed by its id; an event of the row's change has the same
+lag (committed with the row). Rows stamped in the future (more
 than a second ahead of the server's clock) are not affected.
 """
 
@@ -22,7 +23,8 @@ def _hidden(obj: Obj, now: datetime, lag: float) -> bool:
     if not isinstance(stamp, str):
         return False
     age = (now - parse_dt(stamp)).total_seconds()
-    share = zlib.crc32(f"{obj.get('id')}{stamp}".encode()) / 2**32
+    # an event shares its object's lag: written with it, committed with it
+    share = zlib.crc32(str(obj.get("object_id") or obj.get("id")).encode()) / 2**32
     return -1.0 < age < lag * (0.5 + 0.5 * share)
 
 

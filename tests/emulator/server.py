@@ -12,6 +12,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -73,6 +74,8 @@ class Engine:
         self.by_status: dict[int, int] = {}
         self.log: list[dict[str, Any]] = []
         self._n429 = 0
+        #: called as hook(method, path, params) before each /api/v1 request is answered
+        self.hooks: list[Callable[[str, str, dict[str, str]], None]] = []
 
     # --- bookkeeping --------------------------------------------------------------------------
 
@@ -150,6 +153,8 @@ class Engine:
         if path.startswith("/oauth2/"):
             reply = self._oauth(method, path, body, auth)
         elif is_api:
+            for hook in list(self.hooks):  # tests: people at work between two requests
+                hook(method, path, params)
             reply = self._api(method, path, params, auth, body)
         elif path.startswith("/_download/"):
             reply = self._download(path)
