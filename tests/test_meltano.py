@@ -86,28 +86,39 @@ def expected_kinds(prop: dict[str, Any]) -> set[str]:
     return {next(iter(types))} if len(types) == 1 else {"string"}
 
 
-def test_meltano_yml_matches_tap_about() -> None:
-    """Every tap setting is in meltano.yml with its label, description, kind and sensitivity."""
-    about = json.loads(subprocess.run(
+def tap_about() -> dict[str, Any]:
+    return dict(json.loads(subprocess.run(
         [TAP, "--about", "--format=json"], capture_output=True, text=True, check=True, timeout=60,
-    ).stdout)
+    ).stdout))
+
+
+def opt_in_properties(tmp_path: Path) -> set[str]:
+    """`!stream.property` of every field the tap's own catalog leaves unselected by default."""
+    with CloseEmulator(seed=1, n_leads=2) as emu:
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps({"api_key": emu.api_key, "api_url": emu.api_url}))
+        catalog = json.loads(subprocess.run(
+            [TAP, "--config", str(config), "--discover"], capture_output=True, text=True,
+            check=True, timeout=120).stdout)
+    return {f"!{stream['tap_stream_id']}.{entry['breadcrumb'][-1]}"
+            for stream in catalog["streams"] for entry in stream["metadata"]
+            if entry["breadcrumb"] and entry["metadata"].get("selected-by-default") is False}
+
+
+def assert_matches_about(tap: dict[str, Any], about: dict[str, Any]) -> None:
+    """An extractor definition has every tap setting with its label, description, kind and
+    sensitivity, and the capabilities `--about` reports."""
     props: dict[str, dict[str, Any]] = about["settings"]["properties"]
-    project = load_meltano_yml()
-    tap = plugin(project, "extractors", "tap-close")
     assert tap["namespace"] == "tap_close"
-    assert tap["pip_url"] == "-e ."
-    assert {"state", "catalog", "discover", "about", "stream-maps", "schema-flattening",
-            "batch"} <= set(tap["capabilities"])
-    assert set(tap["capabilities"]) <= set(about["capabilities"])
+    assert set(tap["capabilities"]) == set(about["capabilities"])
     assert tap["settings_group_validation"] == [
         ["api_key"], ["client_id", "client_secret", "refresh_token"]]
     settings = {s["name"]: s for s in tap["settings"]}
     hint = "update meltano.yml to match `tap-close --about --format=json`"
-    # The SDK's built-in settings (whatever the installed SDK adds) are optional in meltano.yml:
-    # they may be set as YAML objects.
-    own = set(props) & OWN_SETTINGS
-    assert own == OWN_SETTINGS
-    assert own <= set(settings) <= set(props), f"settings differ: {own ^ set(settings)}; {hint}"
+    # The SDK's built-in settings too: with their kinds, `meltano config set` stores booleans
+    # and numbers as such.
+    assert set(props) & OWN_SETTINGS == OWN_SETTINGS
+    assert set(settings) == set(props), f"settings differ: {set(props) ^ set(settings)}; {hint}"
     for name, setting in settings.items():
         prop = props[name]
         assert setting.get("label") == prop.get("title"), f"{name}: label; {hint}"
@@ -121,6 +132,26 @@ def test_meltano_yml_matches_tap_about() -> None:
             assert setting["value"] == prop.get("default"), f"{name}: default; {hint}"
     for group in tap["settings_group_validation"]:
         assert set(group) <= set(settings)
+
+
+def test_meltano_yml_matches_tap_about(tmp_path: Path) -> None:
+    """meltano.yml's extractor and the Meltano Hub definition (meltano-hub/tap-close.yml) agree
+    with `tap-close --about`, with each other, and select all but the opt-in fields."""
+    about = tap_about()
+    project = load_meltano_yml()
+    tap = plugin(project, "extractors", "tap-close")
+    assert tap["pip_url"] == "-e ."
+    assert_matches_about(tap, about)
+    hub = yaml.safe_load((REPO / "meltano-hub" / "tap-close.yml").read_text())
+    assert_matches_about(hub, about)
+    shared = ("namespace", "executable", "capabilities", "settings_group_validation", "settings",
+              "select")
+    assert {k: hub[k] for k in shared} == {k: tap[k] for k in shared}
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert f'name = "{hub["pip_url"]}"' in pyproject, "the Hub installs the PyPI package"
+    assert tap["select"][0] == "*.*"
+    assert set(tap["select"][1:]) == opt_in_properties(tmp_path), (
+        "select must exclude exactly the fields the tap leaves out by default")
     jsonl = plugin(project, "loaders", "target-jsonl")
     postgres = plugin(project, "loaders", "target-postgres")
     assert (jsonl["variant"], jsonl["pip_url"]) == ("andyh1203", "target-jsonl")
