@@ -35,12 +35,20 @@ class InputMissing(Exception):
 
 
 def ask(prompt: str, *, secret: bool = False, hint: str) -> str:
-    """A prompt's answer; no terminal or Ctrl-D: InputMissing naming `hint`."""
+    """One line from the user, the prompt on stderr (stdout carries the config); a secret
+    without echo on a terminal. No answer (no terminal, Ctrl-D): InputMissing naming `hint`."""
     try:
-        return getpass.getpass(prompt) if secret else input(prompt)
+        if secret and sys.stdin.isatty():
+            return getpass.getpass(prompt)
+        print(prompt, end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
     except NO_INPUT:
+        line = ""
+    if not line:
+        print(file=sys.stderr)  # end the prompt's line
         raise InputMissing(f"no answer to {prompt.strip()!r} (no terminal, or input ended): "
-                           f"{hint}") from None
+                           f"{hint}")
+    return line.rstrip("\r\n")
 
 
 def authorize_url(client_id: str, redirect_uri: str, state: str, base: str = AUTHORIZE_URL) -> str:

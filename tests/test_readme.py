@@ -291,3 +291,32 @@ def test_no_readme_command_needs_the_venv_python() -> None:
     for command in readme_commands():
         assert not command.startswith(("python -m tests", ".venv/")), command
     assert sys.executable  # the tests themselves run in it
+
+
+@pytest.mark.parametrize("secret", ["", "..."])
+def test_tap_close_auth_without_a_terminal(secret: str) -> None:
+    """No terminal and nothing on stdin (a cron job, Ctrl-D): one line naming what to give, exit
+    2, no traceback; at the secret prompt, or with the secret given, at the paste prompt."""
+    command = next(c for c in COVERED if "tap-close-auth --client-id" in c)
+    if not secret:
+        command = command.replace("TAP_CLOSE_CLIENT_SECRET=... ", "")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_CLOSE_")}
+    proc = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, start_new_session=True, timeout=60,
+                          env={**env, "PATH": f"{BIN}:{env['PATH']}"}, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "Error" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    hint = "TAP_CLOSE_CLIENT_SECRET" if not secret else "--code"
+    assert last.startswith("tap-close-auth: no answer to") and hint in last, proc.stderr
+    assert proc.stdout == ""
+
+
+def test_every_tap_close_auth_option_has_help() -> None:
+    proc = shell("tap-close-auth --help")
+    options = re.findall(r"^  (--[\w-]+)(.*)$", proc.stdout, re.MULTILINE)
+    assert len(options) >= 11, proc.stdout
+    text = proc.stdout
+    for option, _ in options:
+        block = text[text.index(f"  {option}"):].split("\n  --")[0]
+        assert len(" ".join(block.split()[2:])) > 10, f"{option} has no help text"
