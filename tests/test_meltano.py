@@ -41,7 +41,7 @@ from tests.harness import TAP
 from tests.pg import PgServer, PgUnavailable, postgres_server
 
 REPO = Path(__file__).resolve().parents[1]
-MELTANO_REQUIREMENT = "meltano>=4.4,<5"
+MELTANO_REQUIREMENT = "meltano==4.4.1"  # the README's `pipx install meltano==4.4.1`
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
 STATE_ID = "{environment}:tap-close-to-{target}"
 EMAIL_SALT = "pepper-for-tests"
@@ -619,14 +619,16 @@ def add_scaling_out(spec: dict[str, Any]) -> None:
 
 
 def test_meltano_dev_commands(meltano: Meltano, tmp_path: Path) -> None:
-    """`meltano config set tap-close api_key ...`, `meltano run tap-close target-jsonl` and
-    `meltano state get` in the default (dev) environment, as the README writes them (Close's
-    URL overridden by TAP_CLOSE_API_URL), and the scaling-out groups' `meltano select --list`."""
+    """The README's Meltano commands for a Close account (dev environment), in its order and as
+    written (Close's URL overridden by TAP_CLOSE_API_URL); then, in the same project with the
+    key `meltano config set` left in .env, the emulator environment's run (it must not take
+    that key); the scaling-out groups' `meltano select --list`."""
     project = meltano.project
     output = project / "output"
     shutil.rmtree(output, ignore_errors=True)
-    with CloseEmulator(seed=9, n_leads=15) as emu:
-        env = pipeline_env(meltano, tmp_path, emu, CLOSE_API_KEY=emu.api_key,
+    dev_key = "api_dev_account_key"  # not the emulator environment's key
+    with CloseEmulator(seed=9, n_leads=15, api_key=dev_key) as emu:
+        env = pipeline_env(meltano, tmp_path, emu, CLOSE_API_KEY=dev_key,
                            PATH=f"{meltano.bin.parent}:{os.environ['PATH']}")
 
         def shell(command: str) -> str:
@@ -636,21 +638,52 @@ def test_meltano_dev_commands(meltano: Meltano, tmp_path: Path) -> None:
             return proc.stdout
 
         try:
-            shell("meltano config set tap-close api_key api_...")
+            shell("meltano config set tap-close api_key ...")  # meltano.yml's comment
             shell('meltano config set tap-close api_key "$CLOSE_API_KEY"')
-            assert f"TAP_CLOSE_API_KEY='{emu.api_key}'" in (project / ".env").read_text()
-            assert emu.api_key not in (project / "meltano.yml").read_text().replace(
-                "api_emulator_key", "")  # only the emulator environment's own test key
+            assert f"TAP_CLOSE_API_KEY='{dev_key}'" in (project / ".env").read_text()
+            assert dev_key not in (project / "meltano.yml").read_text()
+            assert "Plugin configuration is valid" in shell("meltano config test tap-close")
+            listed = shell("meltano select tap-close --list --all")
+            for pattern in plugin(load_meltano_yml(), "extractors", "tap-close")["select"][1:]:
+                assert re.search(rf"\[excluded\s*\]\s+{re.escape(pattern[1:])}\n", listed), (
+                    pattern, listed[-3000:])
+            assert re.search(r"\[selected\s*\]\s+leads\.display_name\n", listed)
             shell("meltano run tap-close target-jsonl")
             leads = read_jsonl(output)["leads"]
             assert live(leads) == emu.truth("leads")
+            assert not any("primary_email" in lead for lead in leads), "a slow field was read"
+            fields = [e["params"].get("_fields", "") for e in emu.request_log
+                      if e["path"] == "/api/v1/lead/"]
+            assert fields and not any("primary_email" in f for f in fields), fields[:3]
             state = json.loads(shell("meltano state get dev:tap-close-to-target-jsonl")
                                .strip().splitlines()[-1])
             assert bookmarks(state)["leads"]["replication_key_value"]
+
+            # an SDK setting, typed (README "SDK settings")
+            shell("meltano config set tap-close flattening_enabled true")
+            shell("meltano config set tap-close flattening_max_depth 1")
+            printed = json.loads(shell("meltano config print tap-close --format=json"))
+            assert (printed["flattening_enabled"], printed["flattening_max_depth"]) == (True, 1)
+            shell("meltano config unset tap-close flattening_enabled")
+            shell("meltano config unset tap-close flattening_max_depth")
 
             with project_with(meltano, add_scaling_out):
                 listed = shell("meltano select tap-close--crm --list")  # Meltano reads the jobs too
             selected = set(re.findall(r"\[selected\s*\]\s+(\w+)\.", listed))
             assert selected == {"leads", "contacts", "opportunities"}, listed[-2000:]
+            assert not re.search(r"\[selected\s*\]\s+leads\.primary_email\n", listed)
+
+            shell("meltano install tap-close")  # README: another project, after the copy
         finally:
-            (project / ".env").unlink(missing_ok=True)
+            secrets_env = (project / ".env").read_text()
+    # the emulator environment in the same project, .env still holding the dev key
+    try:
+        with CloseEmulator(seed=10, n_leads=5) as local:
+            local_env = pipeline_env(meltano, tmp_path, local)
+            emulator_output = project / "output" / "emulator"
+            shutil.rmtree(emulator_output, ignore_errors=True)
+            meltano_run(meltano, "target-jsonl", local_env)
+            assert live(read_jsonl(emulator_output)["leads"]) == local.truth("leads")
+    finally:
+        (project / ".env").unlink(missing_ok=True)
+    assert dev_key in secrets_env
