@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.demo import RERUN_HEADER
 from tests.emulator import CloseEmulator
 from tests.harness import TAP
 
@@ -199,6 +200,18 @@ def test_make_demo() -> None:
     assert re.search(r"\d+ records \((\d+) tombstones\)", out), out[-1000:]
     assert int(re.search(r"\((\d+) tombstones\)", out).group(1)) > 0  # type: ignore[union-attr]
     assert elapsed < 60, f"make demo took {elapsed:.0f}s"
+    # the commands it prints at the end run as printed, against `make emulator`
+    printed = out[out.index(RERUN_HEADER) + len(RERUN_HEADER):].rstrip().splitlines()[1:]
+    assert len(printed) == 4 and all(line.startswith("  ") for line in printed), printed
+    with make_emulator("make emulator", EMULATOR_PORT):
+        for command in (line.strip() for line in printed):
+            done = shell(command, timeout=300)
+            assert done.returncode == 0 and "Traceback" not in done.stderr, (
+                command, done.stderr[-3000:])
+            if "_emulator/leads" in command:
+                added = json.loads(done.stdout)["id"]
+    second = read_records(ROOT / "demo-output" / "run2.jsonl")
+    assert {r["id"] for r in second["leads"]} == {added}
 
 
 @pytest.mark.parametrize("command", [c for c, how in COVERED.items() if how == HERE
@@ -377,7 +390,7 @@ def jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
-def records(path: Path) -> dict[str, list[dict]]:
+def read_records(path: Path) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for message in jsonl(path):
         if message["type"] == "RECORD":
@@ -406,13 +419,13 @@ def test_singer_quickstart(tmp_path: Path) -> None:
                 config = json.loads((tmp_path / "config.json").read_text())
                 config.update(api_key=emu.api_key, api_url=emu.api_url)
                 (tmp_path / "config.json").write_text(json.dumps(config))
-        first = records(tmp_path / "first.jsonl")
+        first = read_records(tmp_path / "first.jsonl")
         assert set(first) == {"leads", "contacts", "users"}, set(first)
         for stream in first:
             assert {r["id"] for r in first[stream]} == truth[stream], stream
         state = json.loads((tmp_path / "state.json").read_text())
         assert state["bookmarks"]["leads"]["replication_key_value"]
-        after = records(tmp_path / "next.jsonl")
+        after = read_records(tmp_path / "next.jsonl")
         assert {r["id"] for r in after["leads"]} == {changed}, "the second run is incremental"
 
 
@@ -447,6 +460,6 @@ def test_oauth_end_to_end_on_make_emulator(tmp_path: Path) -> None:
                                   capture_output=True, text=True, timeout=300, check=False)
             assert done.returncode == 0, (command, done.stderr[-3000:])
         leads = requests.get(f"http://127.0.0.1:{EMULATOR_PORT}/_emulator/leads", timeout=30)
-    out = records(tmp_path / "oauth-run.jsonl")
+    out = read_records(tmp_path / "oauth-run.jsonl")
     assert {r["id"] for r in out["leads"]} == set(leads.json()["ids"])
     assert list((tmp_path / "state").rglob("*.json")), "the default token store keeps the chain"
