@@ -14,10 +14,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Test files run on 2 workers (pytest-xdist), each file on one worker: every test has its own
+# emulator (port 0), temporary directories and databases; `make emulator` tests take a lock.
+# PYTEST_ARGS= runs them one after another.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 test: $(STAMP)
 	$(BIN)/ruff check tap_close tests
 	$(BIN)/mypy tap_close
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check tap_close tests
