@@ -56,6 +56,7 @@ COVERED = {
     # Set up and check
     "make demo": HERE,
     "make test": "the suite itself (CI: .ci/run)",
+    "make test PYTEST_ARGS=": "the suite itself, one test file after another (minutes)",
     # Install
     "pip install .": HERE,
     "tap-close --about": HERE,
