@@ -43,7 +43,8 @@ test-sdk-next:
 demo: $(STAMP)
 	$(BIN)/python -m tests.demo
 
-# The Close API emulator alone, on http://127.0.0.1:8765 (key api_emulator_key) until Ctrl-C.
+# The Close API emulator alone, on http://127.0.0.1:8765 (key api_emulator_key; OAuth app
+# emu_client / emu_secret: authorize, token, revoke) until Ctrl-C.
 # Options: make emulator EMULATOR_ARGS="--port 9000 --leads 1000" (see --help).
 EMULATOR_ARGS ?=
 emulator: $(STAMP)
