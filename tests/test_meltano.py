@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
 from psycopg import sql
 
 from tap_close.tap import SETTINGS
@@ -141,6 +142,8 @@ def test_meltano_yml_matches_tap_about(tmp_path: Path) -> None:
     project = load_meltano_yml()
     tap = plugin(project, "extractors", "tap-close")
     assert tap["pip_url"] == "-e ."
+    tested = MELTANO_REQUIREMENT.split("==")[1]
+    assert SpecifierSet(project["requires_meltano"]).contains(tested), "the tested Meltano"
     assert_matches_about(tap, about)
     hub = yaml.safe_load((REPO / "meltano-hub" / "tap-close.yml").read_text())
     assert_matches_about(hub, about)
