@@ -22,6 +22,34 @@ import requests
 from tap_close.auth import AUTHORIZE_URL, DEFAULT_TOKEN_URL, AuthError, exchange, token_record
 from tap_close.stores import open_store
 
+try:
+    import termios
+
+    NO_INPUT: tuple[type[Exception], ...] = (EOFError, termios.error)
+except ImportError:  # no termios (Windows)
+    NO_INPUT = (EOFError,)
+
+
+class InputMissing(Exception):
+    """A prompt got no answer (no terminal, Ctrl-D, closed input)."""
+
+
+def ask(prompt: str, *, secret: bool = False, hint: str) -> str:
+    """One line from the user, the prompt on stderr (stdout carries the config); a secret
+    without echo on a terminal. No answer (no terminal, Ctrl-D): InputMissing naming `hint`."""
+    try:
+        if secret and sys.stdin.isatty():
+            return getpass.getpass(prompt)
+        print(prompt, end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+    except NO_INPUT:
+        line = ""
+    if not line:
+        print(file=sys.stderr)  # end the prompt's line
+        raise InputMissing(f"no answer to {prompt.strip()!r} (no terminal, or input ended): "
+                           f"{hint}")
+    return line.rstrip("\r\n")
+
 
 def authorize_url(client_id: str, redirect_uri: str, state: str, base: str = AUTHORIZE_URL) -> str:
     query = {
@@ -59,7 +87,8 @@ def extract_code(pasted: str, state: str | None) -> str:
 def _parser() -> argparse.ArgumentParser:
     env = os.environ.get
     p = argparse.ArgumentParser(prog="tap-close-auth", description=__doc__)
-    p.add_argument("--client-id", default=env("TAP_CLOSE_CLIENT_ID"))
+    p.add_argument("--client-id", default=env("TAP_CLOSE_CLIENT_ID"),
+                   help="the client ID of your Close OAuth app (default: $TAP_CLOSE_CLIENT_ID)")
     p.add_argument("--client-secret", default=env("TAP_CLOSE_CLIENT_SECRET"),
                    help="avoid: visible in `ps`; default: $TAP_CLOSE_CLIENT_SECRET, else asked "
                    "without echo")
@@ -68,10 +97,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--state", help="with --code URL: the state of the authorize URL it answers")
     p.add_argument("--token-store", default=env("TAP_CLOSE_TOKEN_STORE"),
                    help="store URL to seed: file:///..., postgresql://..., s3://...")
-    p.add_argument("--token-store-path", default=env("TAP_CLOSE_TOKEN_STORE_PATH"))
-    p.add_argument("--token-url", default=env("TAP_CLOSE_OAUTH_TOKEN_URL") or DEFAULT_TOKEN_URL)
-    p.add_argument("--authorize-url", default=AUTHORIZE_URL)
-    p.add_argument("--scopes", default=env("TAP_CLOSE_OAUTH_SCOPES"))
+    p.add_argument("--token-store-path", default=env("TAP_CLOSE_TOKEN_STORE_PATH"),
+                   help="a file store as a plain path (instead of --token-store)")
+    p.add_argument("--token-url", default=env("TAP_CLOSE_OAUTH_TOKEN_URL") or DEFAULT_TOKEN_URL,
+                   help="Close's token endpoint (default: $TAP_CLOSE_OAUTH_TOKEN_URL, else "
+                   f"{DEFAULT_TOKEN_URL})")
+    p.add_argument("--authorize-url", default=AUTHORIZE_URL,
+                   help="Close's authorize page (default: %(default)s)")
+    p.add_argument("--scopes", default=env("TAP_CLOSE_OAUTH_SCOPES"),
+                   help="space-separated scopes to ask for (default: $TAP_CLOSE_OAUTH_SCOPES, "
+                   "else the app's)")
     p.add_argument("--output", help="write the tap config (mode 0600) here instead of stdout")
     return p
 
@@ -97,7 +132,8 @@ def run(argv: list[str] | None = None) -> int:
         raise AuthError("redirect_uri must be an https URL (Close rejects http).")
     if args.token_store and args.token_store_path:
         raise AuthError("Give --token-store or --token-store-path, not both.")
-    secret = args.client_secret or getpass.getpass("Client secret: ")
+    secret = args.client_secret or ask(
+        "Client secret: ", secret=True, hint="set TAP_CLOSE_CLIENT_SECRET")
     if not secret:
         raise AuthError("client_secret is required.")
     location = {"url": args.token_store, "path": args.token_store_path}
@@ -109,7 +145,8 @@ def run(argv: list[str] | None = None) -> int:
         print("Open this URL, choose the organization and approve:\n", file=sys.stderr)
         print(authorize_url(args.client_id, args.redirect_uri, state, args.authorize_url),
               file=sys.stderr)
-        pasted = input("\nPaste the URL you were redirected to (or the code): ")
+        pasted = ask("\nPaste the URL you were redirected to (or the code): ",
+                     hint="give it with --code (and --state)")
     code = extract_code(pasted, state if args.code is None or args.state else None)
     data = {
         "client_id": args.client_id,
@@ -163,5 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     except AuthError as exc:
         print(f"tap-close-auth: {exc}", file=sys.stderr)
         sys.exit(1)
+    except InputMissing as exc:
+        print(f"tap-close-auth: {exc}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -43,6 +43,7 @@ from tap_close.errors import (
     MaxSkipError,
     ReadTimeout,
     TransportError,
+    Unreachable,
 )
 from tap_close.ratelimit import RateLimiter, endpoint_group, parse_ratelimit
 
@@ -51,6 +52,7 @@ logger = logging.getLogger("tap-close.http")
 RETRY_STATUSES = {500, 502, 503, 504}
 CONNECT_TIMEOUT = 10.0  # seconds to open a connection (request_timeout is the read timeout)
 MAX_BODY = 64 << 20  # bytes of one (decoded) reply: a bigger one is an error, not a MemoryError
+UNREACHABLE_TRIES = 3  # DNS failure or refused connection, and the host never answered
 MAX_URL = 2000  # bytes of a GET URL (Close: "keep URLs under 2000 characters")
 CHUNK = 1 << 16
 # A 400 that is about the URL (front ends answer "Request-URI Too Large" or "request line too
@@ -125,9 +127,14 @@ def wire_error(exc: Exception, timeout: float) -> Exception:
         return FatalTransportError(f"unusable request ({type(exc).__name__})")
     if isinstance(exc, requests.exceptions.ProxyError):
         return TransportError("the proxy refused or dropped the connection")
+    if isinstance(cause, urllib3.exceptions.NameResolutionError):
+        return Unreachable("DNS lookup failed (no such host, or no DNS server)")
     if isinstance(exc, requests.ConnectionError) and isinstance(
             cause, urllib3.exceptions.NewConnectionError):
-        return TransportError("cannot connect")
+        reason = cause.__cause__ or cause.__context__
+        if isinstance(reason, ConnectionRefusedError):
+            return Unreachable("connection refused")
+        return TransportError(f"cannot connect ({type(reason or cause).__name__})")
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return TransportError("truncated or malformed body")
     if isinstance(exc, requests.exceptions.ContentDecodingError):
@@ -298,6 +305,11 @@ class CloseClient:
         self.url_limit = MAX_URL  # lowered when Close refuses a shorter URL
         self.page_caps: dict[str, int] = {}  # path -> a `_limit` Close accepted after refusing
         self._basic = ""  # the Basic Authorization header, once computed
+        parts = urlsplit(self.api_url)
+        self.host = f"{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+        self._answered = False  # any HTTP reply yet from the host
+        self._unreachable = ""  # why the host is given up on, once it never answered
+        self._logged: set[str] = set()  # wire problems already named with the host
         self.headers = {"User-Agent": user_agent, "Accept": "application/json",
                         "Accept-Encoding": "gzip, deflate", "X-TZ-Offset": "0"}
 
@@ -373,9 +385,12 @@ class CloseClient:
         refreshed = False
         attempt = throttled = 0  # failed tries; 429s are counted apart
         while True:
+            if self._unreachable:
+                raise CloseAPIError(self._unreachable)
             ticket = self.limiter.acquire(group)
             self.stats["requests"] += 1
             problem = ""
+            unreachable = False
             header = None
             try:
                 with self._slots:
@@ -386,8 +401,10 @@ class CloseClient:
                     else:
                         response, authorization = self.send(method, url, json)
                 header = response.headers.get("RateLimit")
+                self._answered = True
             except TransportError as exc:
                 problem = str(exc)
+                unreachable = isinstance(exc, Unreachable) and not self._answered
                 if not read and isinstance(exc, ReadTimeout):
                     raise CloseAPIError(f"{method} {path} timed out; not retried") from None
             except FatalTransportError as exc:
@@ -453,12 +470,23 @@ class CloseClient:
             attempt += 1
             if parallel.cancelled():  # read ahead for a consumer that has stopped
                 raise CloseAPIError(f"{method} {path}: not retried, no longer needed")
+            if unreachable and attempt >= UNREACHABLE_TRIES:
+                # a host that never answered: no use retrying every request 8 times
+                self._unreachable = f"cannot reach {self.host}: {problem} (gave up after " \
+                                    f"{attempt} tries on {method} {path})"
+                raise CloseAPIError(self._unreachable)
             if attempt >= self.max_tries:
                 msg = f"{method} {path} failed after {attempt} tries (last error: {problem})"
                 raise CloseAPIError(msg)
             delay = backoff.full_jitter(next(waits))
             self.stats["retries"] += 1
-            logger.warning("%s on %s %s; retry %d in %.1fs", problem, method, path, attempt, delay)
+            if problem not in self._logged:  # host and cause once, then only the count
+                self._logged.add(problem)
+                logger.warning("%s from %s on %s %s; retry %d in %.1fs", problem, self.host,
+                               method, path, attempt, delay)
+            else:
+                logger.info("%s on %s %s; retry %d in %.1fs", problem, method, path, attempt,
+                            delay)
             time.sleep(delay)
 
     @staticmethod

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from tap_close import __version__
 from tap_close.auth import AuthError, redact
-from tap_close.client import query_string
+from tap_close.client import query_string, wire_error
 from tap_close.ratelimit import endpoint_group, parse_ratelimit
 from tap_close.streams.base import parse_ts
 from tap_close.streams.search import search_body
@@ -40,6 +41,10 @@ ENDPOINTS = ("/lead/", "/contact/", "/opportunity/", "/activity/", "/task/?_type
              "/user/", "/custom_object_type/", "/sequence/", "/webhook/", "/group/",
              "/comment_thread/", "/shared_scheduling_link/")
 URL_SIZES = (1000, 1500, 2000)
+
+
+class Unreachable(Exception):
+    """No HTTP reply at all from the API host."""
 
 
 @dataclass
@@ -63,7 +68,7 @@ class Doctor:
                                      headers={"User-Agent": f"tap-close-doctor/{__version__}",
                                               "X-TZ-Offset": "0"})
         except requests.RequestException as exc:
-            return 0, {"error": redact(type(exc).__name__)}
+            return 0, {"error": redact(str(wire_error(exc, self.timeout)))}
         limit = parse_ratelimit(reply.headers.get("RateLimit"))
         if limit:
             self.rate_limits[endpoint_group(method, path)] = limit
@@ -88,6 +93,11 @@ class Doctor:
 
     def identity(self) -> None:
         status, me = self.call("GET", "/me/", {"_fields": "id,first_name,last_name,organizations"})
+        if status == 0:
+            parts = urlsplit(self.api_url)
+            host = f"{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+            raise Unreachable(f"cannot reach {host}: {(me or {}).get('error')} (check api_url, "
+                              "DNS, the network or proxy)")
         if status == 401:
             raise AuthError("Close rejected the credential (401): check the config's "
                             "api_key or OAuth settings.")
@@ -243,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         doctor = Doctor((config.get("api_url") or DEFAULT_API_URL).rstrip("/"), auth,
                         float(config.get("request_timeout") or 60))
         report = doctor.run()
-    except (ConfigError, AuthError) as exc:
+    except (ConfigError, AuthError, Unreachable) as exc:
         print(f"ERROR {redact(str(exc))}", file=sys.stderr)
         return 1
     print(json.dumps(report, indent=2, default=str) if args.json else table(report))

@@ -41,7 +41,7 @@ from tap_close.client import CloseClient, id_path, new_session
 from tap_close.errors import AccessDeniedError, CloseAPIError
 from tap_close.maps import missing_map_config
 from tap_close.parallel import Prefetcher
-from tap_close.sdk_compat import TapHooks, environment_config
+from tap_close.sdk_compat import SYNCING, TapHooks, environment_config
 from tap_close.stores import SCHEMES, open_store, url_scheme
 from tap_close.streams import STREAM_TYPES
 from tap_close.streams.base import parse_ts
@@ -481,12 +481,21 @@ class TapClose(TapHooks):
 class OutputFilter(logging.Filter):
     """Applied to every log line: credentials are redacted (Close, or a proxy, may echo a
     request's Authorization header in an error), and the SDK's "An unhandled error occurred
-    while syncing" line becomes INFO, so that a failure is one ERROR line: the error itself."""
+    while syncing" line becomes INFO, so that a failure is one ERROR line: the error itself.
+    The SDK's "Skipping parse of env var settings" is dropped, and its "Stream is assumed to be
+    unsorted" names the stream."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno == logging.ERROR and str(record.msg).startswith(
                 "An unhandled error occurred while syncing"):
             record.levelno, record.levelname = logging.INFO, "INFO"
+        if record.msg == "Skipping parse of env var settings...":  # every run without ENV
+            return False
+        if str(record.msg).startswith("Stream is assumed to be unsorted"):
+            stream = getattr(SYNCING, "stream", None)
+            record.levelno, record.levelname = logging.INFO, "INFO"  # expected, not a problem
+            record.msg = (f"Stream {stream!r} is read unsorted: its bookmark is set when the "
+                          "stream completes (an interrupted run re-reads it from the previous one)")
         message = record.getMessage()
         clean = redact(message)
         if clean != message:
