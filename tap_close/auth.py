@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-import base64
+import atexit
 import contextlib
-import hashlib
 import logging
 import math
 import os
 import re
+import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
+
+from tap_close.credentials import (  # noqa: F401 - re-exported
+    REDACTED,
+    AuthError,
+    InvalidGrant,
+    fingerprint,
+    redact,
+    register_secret,
+)
 
 if TYPE_CHECKING:
     from tap_close.stores import TokenStore
@@ -26,75 +35,74 @@ DEFAULT_TOKEN_URL = "https://api.close.com/oauth2/token/"  # noqa: S105 - a URL
 AUTHORIZE_URL = "https://app.close.com/oauth2/authorize/"
 
 
-class AuthError(Exception):
-    """A credential problem the user must fix; the message never holds a secret."""
-
-
-# Every credential this process holds, so that no output line can carry one (Close or a proxy
-# may repeat a request's Authorization header in an error message).
-_secrets: set[str] = set()
-_secrets_lock = threading.RLock()  # re-entrant: a signal handler may log (and redact)
-REDACTED = "[redacted]"
-
-
-def register_secret(value: str | None, *, basic: bool = False) -> None:
-    """Remember a credential (and, for an API key, its HTTP Basic form) for `redact`."""
-    if not value or len(value) < 4:
-        return
-    forms = {value}
-    if basic:
-        forms.add(base64.b64encode(f"{value}:".encode()).decode())
-    with _secrets_lock:
-        _secrets.update(forms)
-
-
-def redact(text: str) -> str:
-    """`text` with every registered credential replaced by [redacted]."""
-    with _secrets_lock:
-        values = sorted(_secrets, key=len, reverse=True)
-    for value in values:
-        if value in text:
-            text = text.replace(value, REDACTED)
-    return text
-
-
-# A stop signal (SIGTERM, SIGINT) that arrives while a refresh token is being rotated waits
-# until the new token is saved: Close has already revoked the old one at that point.
+# A stop signal that arrives while a refresh token is being rotated waits until the new token
+# is saved: Close has already revoked the old one at that point. Once a stop is accepted (or
+# the process exits), no new rotation starts, and the exit waits for one under way.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT")
+                     if hasattr(signal, name))
+EXIT_WAIT = 90.0  # seconds the exit waits for a rotation under way to be saved
 _signal_lock = threading.RLock()  # re-entrant: the handler runs in the main thread
+_idle = threading.Condition(_signal_lock)  # notified when no rotation is under way
 _critical = 0
 _deferred: list[int] = []
+_stopping = False  # a stop was accepted, or the process is exiting: no new rotation
+_exiting = False
 
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Hold stop signals (see `defer_signal`) until the block ends, then re-deliver them."""
+    """Hold stop signals (see `defer_signal`) until the block ends, then re-deliver them;
+    AuthError instead when the process is stopping."""
     global _critical  # noqa: PLW0603
     with _signal_lock:
+        if _stopping:
+            raise AuthError("The process is stopping: no new OAuth token rotation is started.")
         _critical += 1
     try:
         yield
     finally:
         with _signal_lock:
             _critical -= 1
-            pending = list(_deferred) if _critical == 0 else []
+            pending = list(_deferred) if _critical == 0 and not _exiting else []
             if _critical == 0:
                 _deferred.clear()
+                _idle.notify_all()
         for signum in pending:
             os.kill(os.getpid(), signum)
 
 
 def defer_signal(signum: int) -> bool:
-    """For signal handlers: True if a token rotation is under way and `signum` was queued."""
+    """For signal handlers: True if a token rotation is under way and `signum` was queued;
+    False if the stop is accepted now (then no rotation starts any more)."""
+    global _stopping  # noqa: PLW0603
     with _signal_lock:
         if _critical:
             _deferred.append(signum)
             return True
+        _stopping = True
     return False
 
 
-def fingerprint(secret: str) -> str:
-    """Return a short one-way fingerprint of a secret (safe to store and compare)."""
-    return hashlib.sha256(secret.encode()).hexdigest()[:32]
+def wait_for_rotation(timeout: float = EXIT_WAIT) -> bool:
+    """At exit: start no new rotation; wait (at most `timeout` s) for one under way to be
+    saved. False if it did not finish in time."""
+    global _stopping, _exiting  # noqa: PLW0603
+    with _idle:
+        _stopping = _exiting = True
+        return _idle.wait_for(lambda: _critical == 0, timeout)
+
+
+def stop_on_signal(signum: int, frame: object) -> None:
+    """A stop signal handler for the helper commands: exit 128 + signal, after a rotation."""
+    if not defer_signal(signum):
+        raise SystemExit(128 + signum)
+
+
+def handle_stop_signals(handler: Callable[[int, Any], Any] = stop_on_signal) -> None:
+    """Install `handler` for every stop signal (from the main thread only)."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, handler)
 
 
 def api_key_auth(api_key: str) -> AuthBase:
@@ -137,6 +145,7 @@ class CloseOAuth(AuthBase):
         if user_agent:
             self._session.headers["User-Agent"] = user_agent
         self._lock = threading.Lock()
+        atexit.register(wait_for_rotation)  # worker threads are daemons: not waited for
         self._access_token: str | None = None
         self._expires_at = 0.0
         self.refresh_count = 0
@@ -145,7 +154,9 @@ class CloseOAuth(AuthBase):
         return f"CloseOAuth(client_id={self.client_id!r}, store={str(self.store)!r})"
 
     def close(self) -> None:
-        """Close the token endpoint's connections (the tap calls this at exit)."""
+        """At exit: wait for a rotation under way to be saved, then close the token
+        endpoint's connections."""
+        wait_for_rotation()
         self._session.close()
 
     # requests hook
@@ -185,12 +196,7 @@ class CloseOAuth(AuthBase):
     def _refresh(self, stale: str | None) -> None:
         store = self.store
         with store.hold():  # no other process (or machine) refreshes this chain meanwhile
-            stored = store.load()
-            if stored and (stored.get("seed") != self._seed
-                           or stored.get("client_id", self.client_id) != self.client_id):
-                logger.warning("%s held another OAuth chain: the configured refresh_token "
-                               "replaces it.", store)
-                stored = None
+            stored = store.load()  # this chain's record: a store keeps chains apart
             # Another process (or an earlier run) may hold a newer, still valid access token.
             if stored and stored.get("access_token") and stored.get("access_token") != stale:
                 expires_at = _number(stored.get("expires_at"))

@@ -127,9 +127,7 @@ def run(argv: list[str] | None = None) -> int:
         raise AuthError("Close returned no refresh_token: the app needs the offline_access scope.")
     store = open_store(client_id=args.client_id, refresh_token=refresh, **location)
     with store.hold():  # the lock every tap takes for a refresh
-        old = store.load()
-        if old and old.get("seed") != store.seed:
-            print(f"Note: {store} held another chain; it is replaced.", file=sys.stderr)
+        store.load()  # other chains in the store are kept
         store.prepare()
         store.save_durably(token_record(args.client_id, store.seed, body, refresh))
     config = {"client_id": args.client_id, "client_secret": "<your client secret>",

@@ -300,11 +300,12 @@ class CloseClient:
                         "Accept-Encoding": "gzip, deflate", "X-TZ-Offset": "0"}
 
     def close(self) -> None:
-        """Close every idle connection, and the authenticator's own (OAuth token requests)."""
-        self.session.close()
+        """Close the authenticator (an OAuth rotation under way is saved first), then every
+        idle connection."""
         close_auth = getattr(self.auth, "close", None)
         if callable(close_auth):
             close_auth()
+        self.session.close()
 
     def authorization(self) -> str:
         """The Authorization header the configured `requests` authenticator would send."""

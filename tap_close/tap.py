@@ -35,6 +35,7 @@ from tap_close.auth import (
     CloseOAuth,
     api_key_auth,
     defer_signal,
+    handle_stop_signals,
     redact,
 )
 from tap_close.client import CloseClient, id_path, new_session
@@ -421,10 +422,14 @@ class TapClose(TapHooks):
             getattr(self.authenticator, "refresh_count", 0),
         )
 
+    def setup_stop_signals(self) -> None:
+        """SIGHUP (a closed terminal or ssh session) and SIGQUIT stop the tap like SIGTERM."""
+        handle_stop_signals(self._handle_termination)
+
     def on_stop_signal(self, signum: int, frame: Any) -> None:
-        """SIGTERM/SIGINT: stop now with one line and exit 128 + signal (the run is incomplete;
-        the last STATE message written is where the next run resumes). A refresh token being
-        rotated is saved first."""
+        """SIGTERM/SIGINT/SIGHUP/SIGQUIT: stop now with one line and exit 128 + signal (the
+        run is incomplete; the last STATE message written is where the next run resumes). A
+        refresh token being rotated is saved first; none is rotated after."""
         if defer_signal(signum):
             self.logger.info("Stop signal received: finishing the token refresh first.")
             return

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from tap_close.auth import AuthError, fingerprint
+from tap_close.credentials import AuthError, fingerprint
 from tap_close.stores.base import TokenStore
 from tap_close.stores.file import FileStore, default_path, legacy_default_path
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from tap_close.auth import AuthError, register_secret
+from tap_close.credentials import AuthError, register_secret
 from tap_close.stores.base import TokenStore, missing_extra, valid_record
 
 try:

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tap_close.auth import AuthError
-from tap_close.stores.base import TokenStore, missing_extra
+from tap_close.credentials import AuthError
+from tap_close.stores.base import TokenStore, chains_of, document, missing_extra
 
 try:
     import boto3
@@ -55,7 +55,7 @@ class S3Store(TokenStore):
         super().__init__(setting=setting, location=f"s3://{self.bucket}/{self.key}{where}",
                          client_id=client_id, seed=seed)
         self.holder = uuid.uuid4().hex
-        self._record: dict[str, Any] | None = None
+        self._record: dict[str, Any] | None = None  # the document as claimed, lease aside
         self._etag: str | None = None
         self._saved = False
 
@@ -121,14 +121,19 @@ class S3Store(TokenStore):
                     self._put(self._record or {}, self._etag)
 
     def load(self) -> dict[str, Any] | None:
-        return dict(self._record) if self._record else None
+        """This chain's record (the object may hold other chains too: see `OTHERS`)."""
+        mine = chains_of(self._record).get(self.chain)
+        return dict(mine) if mine else None
 
     def save(self, record: dict[str, Any]) -> None:
-        etag = self._put(record, self._etag)
+        data = document(chains_of(self._record), record)
+        etag = self._put(data, self._etag)
         if etag is None:  # our lease ran out and was taken: this token is still the newest
             logger.warning("%s changed during the refresh; writing the rotated token over it.",
                            self.location)
-            etag = self._put(record, self._get()[1])
+            now, now_etag = self._get()
+            data = document(chains_of(now), record)  # the other chains as they are now
+            etag = self._put(data, now_etag)
             if etag is None:
                 raise self.error(f"{self.location} keeps changing; cannot write it")
-        self._etag, self._saved = etag, True
+        self._record, self._etag, self._saved = data, etag, True
