@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import math
 import os
@@ -25,6 +26,7 @@ from tap_close.credentials import (  # noqa: F401 - re-exported
     redact,
     register_secret,
 )
+from tap_close.urls import direct
 
 if TYPE_CHECKING:
     from tap_close.stores import TokenStore
@@ -149,6 +151,9 @@ class CloseOAuth(AuthBase):
         self._access_token: str | None = None
         self._expires_at = 0.0
         self.refresh_count = 0
+        self._failed: AuthError | None = None  # a refresh failed for good
+        self._spending: str | None = None  # the refresh token of the last token request
+        self._invalid_grant = ""  # its error message, when Close refused it
 
     def __repr__(self) -> str:
         return f"CloseOAuth(client_id={self.client_id!r}, store={str(self.store)!r})"
@@ -194,6 +199,22 @@ class CloseOAuth(AuthBase):
         return authorization[7:] if authorization.startswith("Bearer ") else None
 
     def _refresh(self, stale: str | None) -> None:
+        """Refresh once per caller; a credential error stops every thread at once (no thread
+        spends a request, or leaves a temp file, on a chain already known to be dead)."""
+        if self._failed is not None:
+            raise AuthError(str(self._failed))
+        try:
+            try:
+                self._refresh_once(stale)
+            except InvalidGrant:
+                # A process whose store lock was lost may have spent this token and saved its
+                # successor: read the store again before asking to re-authorize.
+                self._refresh_once(stale, rejected=self._spending)
+        except AuthError as exc:
+            self._failed = exc
+            raise
+
+    def _refresh_once(self, stale: str | None, rejected: str | None = None) -> None:
         store = self.store
         with store.hold():  # no other process (or machine) refreshes this chain meanwhile
             stored = store.load()  # this chain's record: a store keeps chains apart
@@ -206,9 +227,12 @@ class CloseOAuth(AuthBase):
                     self._expires_at = expires_at
                     return
             refresh_token = stored["refresh_token"] if stored else self._configured_refresh
+            if refresh_token == rejected:
+                raise InvalidGrant(self._invalid_grant)
             register_secret(refresh_token)
             store.prepare()  # a store that cannot take the new token fails before it is spent
             with signals_deferred():  # once Close rotates the token, it must reach the store
+                self._spending = refresh_token
                 body = self._token_request(refresh_token)
                 record = token_record(self.client_id, self._seed, body, refresh_token)
                 register_secret(record["refresh_token"])
@@ -220,6 +244,13 @@ class CloseOAuth(AuthBase):
             logger.info("OAuth access token refreshed; rotated refresh token saved to %s", store)
 
     def _token_request(self, refresh_token: str) -> dict[str, Any]:
+        try:
+            return self._post_grant(refresh_token)
+        except InvalidGrant as exc:
+            self._invalid_grant = str(exc)
+            raise
+
+    def _post_grant(self, refresh_token: str) -> dict[str, Any]:
         data = {
             "client_id": self.client_id,
             "client_secret": self._client_secret,
@@ -259,12 +290,35 @@ def token_record(client_id: str, seed: str, body: dict[str, Any], spent: str) ->
     }
 
 
-def _error_code(response: requests.Response) -> str:
-    """The token endpoint's error code, only if it looks like a code (never free text)."""
+MAX_TOKEN_REPLY = 256 << 10  # bytes: a token reply is a few hundred
+
+
+def _read_capped(response: requests.Response) -> bytes | None:
+    """The body, or None past MAX_TOKEN_REPLY bytes (refused before reading when the length
+    says so)."""
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > MAX_TOKEN_REPLY:
+        return None
+    parts, size = [], 0
+    for chunk in response.iter_content(1 << 14):
+        size += len(chunk)
+        if size > MAX_TOKEN_REPLY:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _json(content: bytes) -> Any:
     try:
-        err = response.json().get("error")
-    except (ValueError, AttributeError):
-        return ""
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def _error_code(content: bytes) -> str:
+    """The token endpoint's error code, only if it looks like a code (never free text)."""
+    body = _json(content)
+    err = body.get("error") if isinstance(body, dict) else None
     return err if isinstance(err, str) and re.fullmatch(r"[a-z_]{1,40}", err) else ""
 
 
@@ -282,8 +336,9 @@ def exchange(
     for attempt in range(1, tries + 1):
         try:
             # Never redirected (the form holds client_secret and refresh_token); 10 s to connect.
-            response = session.post(token_url, data=data, timeout=(10.0, timeout),
-                                    allow_redirects=False)
+            with session.post(token_url, data=data, timeout=(10.0, timeout), stream=True,
+                              allow_redirects=False, proxies=direct(token_url)) as response:
+                content = _read_capped(response)
         except requests.RequestException as exc:
             if attempt == tries:
                 msg = f"OAuth token endpoint unreachable: {type(exc).__name__}"
@@ -301,24 +356,22 @@ def exchange(
                 raise AuthError(msg)
             time.sleep(min(2**attempt, 10))
             continue
-        code = _error_code(response) if response.status_code >= 400 else ""
+        if content is None:
+            raise AuthError(f"OAuth token endpoint sent a reply over {MAX_TOKEN_REPLY >> 10} KiB.")
+        code = _error_code(content) if response.status_code >= 400 else ""
         if code == "invalid_grant":
-            msg = (
+            raise InvalidGrant(
                 "OAuth refresh_token was rejected (invalid_grant): it was already used, revoked "
                 "or expired. Re-authorize with `tap-close-auth` and set the new refresh_token"
                 f"{where}."
             )
-            raise AuthError(msg)
         if response.status_code in (400, 401) and code in ("invalid_client", "unauthorized_client"):
             msg = f"OAuth client_id/client_secret were rejected ({code})."
             raise AuthError(msg)
         if response.status_code >= 400:
             msg = f"OAuth token request failed with HTTP {response.status_code} {code}".rstrip()
             raise AuthError(msg + ".")
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = _json(content)
         if not isinstance(body, dict) or not body.get("access_token"):
             msg = "OAuth token endpoint returned no access_token."
             raise AuthError(msg)

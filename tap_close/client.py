@@ -44,6 +44,7 @@ from tap_close.errors import (
     TransportError,
 )
 from tap_close.ratelimit import RateLimiter, endpoint_group, parse_ratelimit
+from tap_close.urls import direct
 
 logger = logging.getLogger("tap-close.http")
 
@@ -255,7 +256,7 @@ def _override_refused(response: Reply) -> bool:
         response.status == 400 and bool(_OVERRIDE_TEXT.search(response.data[:2000])))
 
 
-def _redirect_error(response: Reply, method: str, path: str) -> str:
+def redirect_error(response: Reply, method: str, path: str) -> str:
     target = urlsplit(response.headers.get("Location") or "").hostname
     where = f" to {target}" if target else ""
     return (f"{method} {path}: Close answered HTTP {response.status} (a redirect{where}); "
@@ -289,7 +290,8 @@ class CloseClient:
         # Proxies, CA bundle and client cert from the environment, resolved once: every call
         # goes to the one API host.
         env = self.session.merge_environment_settings(self.api_url, {}, None, None, None)
-        self._send_options: dict[str, Any] = {"proxies": env["proxies"], "verify": env["verify"],
+        proxies = {} if direct(self.api_url) else env["proxies"]  # plain http: loopback
+        self._send_options: dict[str, Any] = {"proxies": proxies, "verify": env["verify"],
                               "cert": env["cert"], "stream": True,
                               "timeout": (CONNECT_TIMEOUT, timeout)}
         self._adapter = self.session.get_adapter(self.api_url)
@@ -416,7 +418,7 @@ class CloseClient:
                         msg = "Close rejected the api_key (401 Unauthorized). Check api_key."
                     raise AuthError(msg)
                 elif 300 <= status < 400:
-                    raise CloseAPIError(_redirect_error(response, method, path))
+                    raise CloseAPIError(redirect_error(response, method, path))
                 elif reading and not override and _url_refused(response):
                     self.url_limit = min(self.url_limit, len(url) - 1)
                     self.stats["url_overrides"] += 1
