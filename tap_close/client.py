@@ -9,7 +9,6 @@ follows a redirect, reads at most `MAX_BODY` bytes of a reply, and keeps GET URL
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.cookiejar
 import itertools
@@ -22,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from http import client as http_client  # its exception types only: HTTP goes through requests
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
@@ -51,6 +51,7 @@ logger = logging.getLogger("tap-close.http")
 RETRY_STATUSES = {500, 502, 503, 504}
 CONNECT_TIMEOUT = 10.0  # seconds to open a connection (request_timeout is the read timeout)
 MAX_BODY = 64 << 20  # bytes of one (decoded) reply: a bigger one is an error, not a MemoryError
+MAX_RATE_WAIT = 300.0  # seconds: the longest wait a 429 can ask for
 MAX_URL = 2000  # bytes of a GET URL (Close: "keep URLs under 2000 characters")
 CHUNK = 1 << 16
 # A 400 that is about the URL (front ends answer "Request-URI Too Large" or "request line too
@@ -223,21 +224,34 @@ def _error_text(response: Reply) -> str:
     return str(err)[:300] if err else ""
 
 
+def _seconds(value: Any) -> float | None:
+    """A wait from a 429 (seconds, or an HTTP date for Retry-After); None for nonsense
+    (not a number, negative, infinite)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        try:
+            number = parsedate_to_datetime(str(value)).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
 def _rate_reset(response: Reply) -> float:
-    """Seconds to wait after a 429: the largest of body rate_reset, RateLimit reset, Retry-After."""
-    waits = [parse_ratelimit(response.headers.get("RateLimit")).get("reset", 0.0)]
-    with contextlib.suppress(ValueError):
-        waits.append(float(response.headers.get("Retry-After", 0)))
+    """Seconds to wait after a 429: the largest of body rate_reset, RateLimit reset and
+    Retry-After, at most MAX_RATE_WAIT; 1 s when none makes sense."""
+    waits = [_seconds(parse_ratelimit(response.headers.get("RateLimit")).get("reset")),
+             _seconds(response.headers.get("Retry-After"))]
     try:
         body = response.json()
     except ValueError:
         body = None
     if isinstance(body, dict):
         for holder in (body, body.get("error")):
-            if isinstance(holder, dict) and isinstance(holder.get("rate_reset"), (int, float)):
-                waits.append(float(holder["rate_reset"]))
-    wait = max(waits)
-    return wait if wait > 0 else 1.0
+            if isinstance(holder, dict):
+                waits.append(_seconds(holder.get("rate_reset")))
+    wait = max((w for w in waits if w), default=0.0)
+    return min(wait, MAX_RATE_WAIT) if wait > 0 else 1.0
 
 
 def _present(params: Mapping[str, Any] | None) -> dict[str, Any]:
