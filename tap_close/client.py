@@ -75,8 +75,9 @@ class Reply:
 
 def id_path(prefix: str, object_id: Any) -> str:
     """The path of one object: `prefix` + the URL-quoted id + `/`. Ids come from Close's
-    replies; quoted, a `/`, `?` or CR/LF in one cannot change the request."""
-    return f"{prefix}{quote(str(object_id), safe='')}/"
+    replies; quoted, a `/`, `?` or CR/LF in one cannot change the request, and `.` is quoted
+    too (`..` would be a dot segment: GET /api/v1/lead/../ is GET /api/v1/)."""
+    return f"{prefix}{quote(str(object_id), safe='').replace('.', '%2E')}/"
 
 
 def new_session(workers: int) -> requests.Session:
@@ -352,6 +353,8 @@ class CloseClient:
         prepared = requests.PreparedRequest()  # no session merging: headers are complete
         try:
             prepared.prepare(method=method, url=url, headers=sent, data=body)
+            if "%2E" in url:  # requests unquotes it again (an unreserved character)
+                prepared.url = url
             with self._adapter.send(prepared, **self._send_options) as response:
                 reply = Reply(response.status_code, response.headers, read_body(response))
         except WIRE_ERRORS as exc:
