@@ -47,18 +47,20 @@ OTHERS = "other_chains"
 MAX_CHAINS = 32  # per file or object; the least recently refreshed beyond are dropped
 
 
-def chain_key(record: dict[str, Any]) -> str:
-    return f"{record.get('client_id')}:{record.get('seed')}"
+def chain_key(record: dict[str, Any], client_id: str | None = None) -> str:
+    """`client_id`: the store's, for a record written before records named their client."""
+    return f"{record.get('client_id', client_id)}:{record.get('seed')}"
 
 
-def chains_of(data: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+def chains_of(data: dict[str, Any] | None, client_id: str | None = None
+              ) -> dict[str, dict[str, Any]]:
     """Every chain in a stored document (see `OTHERS`), by `chain_key`."""
     if not data:
         return {}
     chains = dict((data.get(OTHERS) or {}).items())
     top = {k: v for k, v in data.items() if k not in (OTHERS, "lease")}
     if top:
-        chains[chain_key(top)] = top
+        chains[chain_key(top, client_id)] = top
     return chains
 
 

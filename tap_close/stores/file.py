@@ -77,10 +77,10 @@ class FileStore(TokenStore):
 
     def load(self) -> dict[str, Any] | None:
         """This chain's record (the file may hold other chains too: see `OTHERS`)."""
-        self._chains = chains_of(self._read(self.path))
+        self._chains = chains_of(self._read(self.path), self.client_id)
         mine = self._chains.get(self.chain)
         if mine is None and self.legacy is not None and self.legacy.exists():
-            old = chains_of(self._read(self.legacy)).get(self.chain)
+            old = chains_of(self._read(self.legacy), self.client_id).get(self.chain)
             if old:  # this chain, under the old name
                 self._migrated = True
                 return old

@@ -142,17 +142,17 @@ class S3Store(TokenStore):
 
     def load(self) -> dict[str, Any] | None:
         """This chain's record (the object may hold other chains too: see `OTHERS`)."""
-        mine = chains_of(self._record).get(self.chain)
+        mine = chains_of(self._record, self.client_id).get(self.chain)
         return dict(mine) if mine else None
 
     def save(self, record: dict[str, Any]) -> None:
-        data = document(chains_of(self._record), record)
+        data = document(chains_of(self._record, self.client_id), record)
         etag = self._put(data, self._etag)
         if etag is None:  # our lease ran out and was taken: this token is still the newest
             logger.warning("%s changed during the refresh; writing the rotated token over it.",
                            self.location)
             now, now_etag = self._get()
-            data = document(chains_of(now), record)  # the other chains as they are now
+            data = document(chains_of(now, self.client_id), record)  # others as they are now
             etag = self._put(data, now_etag)
             if etag is None:
                 raise self.error(f"{self.location} keeps changing; cannot write it")
