@@ -85,12 +85,13 @@ def defer_signal(signum: int) -> bool:
     return False
 
 
-def wait_for_rotation(timeout: float = EXIT_WAIT) -> bool:
-    """At exit: start no new rotation; wait (at most `timeout` s) for one under way to be
-    saved. False if it did not finish in time."""
+def wait_for_rotation(timeout: float = EXIT_WAIT, *, exiting: bool = True) -> bool:
+    """Wait (at most `timeout` s) for a rotation under way to be saved; at exit, start no
+    new one either. False if it did not finish in time."""
     global _stopping, _exiting  # noqa: PLW0603
     with _idle:
-        _stopping = _exiting = True
+        if exiting:
+            _stopping = _exiting = True
         return _idle.wait_for(lambda: _critical == 0, timeout)
 
 
@@ -161,7 +162,7 @@ class CloseOAuth(AuthBase):
     def close(self) -> None:
         """At exit: wait for a rotation under way to be saved, then close the token
         endpoint's connections."""
-        wait_for_rotation()
+        wait_for_rotation(exiting=False)
         self._session.close()
 
     # requests hook
