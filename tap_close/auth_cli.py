@@ -9,18 +9,29 @@ $TAP_CLOSE_CLIENT_SECRET or a prompt (`--client-secret` would show in `ps`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
 import secrets
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
 
-from tap_close.auth import AUTHORIZE_URL, DEFAULT_TOKEN_URL, AuthError, exchange, token_record
+from tap_close.auth import (
+    AUTHORIZE_URL,
+    DEFAULT_TOKEN_URL,
+    AuthError,
+    exchange,
+    handle_stop_signals,
+    signals_deferred,
+    token_record,
+)
 from tap_close.stores import open_store
+from tap_close.urls import url_problem
 
 try:
     import termios
@@ -132,6 +143,18 @@ def run(argv: list[str] | None = None) -> int:
         raise AuthError("redirect_uri must be an https URL (Close rejects http).")
     if args.token_store and args.token_store_path:
         raise AuthError("Give --token-store or --token-store-path, not both.")
+    problem = url_problem(args.token_url, "--token-url (TAP_CLOSE_OAUTH_TOKEN_URL)")
+    if problem:  # the client secret and the code go there
+        raise AuthError(problem + ".")
+    output = PrivateFile(Path(args.output)) if args.output else None
+    try:
+        return _authorize(args, output)
+    finally:
+        if output is not None:
+            output.discard()
+
+
+def _authorize(args: argparse.Namespace, output: PrivateFile | None) -> int:
     secret = args.client_secret or ask(
         "Client secret: ", secret=True, hint="set TAP_CLOSE_CLIENT_SECRET")
     if not secret:
@@ -157,26 +180,26 @@ def run(argv: list[str] | None = None) -> int:
     }
     if args.scopes:
         data["scope"] = args.scopes
-    with requests.Session() as session:
+    handle_stop_signals()  # a stop waits until the new chain is in the store
+    with signals_deferred(), requests.Session() as session:
         body = exchange(session, args.token_url, data)
-    refresh = body.get("refresh_token")
-    if not refresh:
-        raise AuthError("Close returned no refresh_token: the app needs the offline_access scope.")
-    store = open_store(client_id=args.client_id, refresh_token=refresh, **location)
-    with store.hold():  # the lock every tap takes for a refresh
-        old = store.load()
-        if old and old.get("seed") != store.seed:
-            print(f"Note: {store} held another chain; it is replaced.", file=sys.stderr)
-        store.prepare()
-        store.save_durably(token_record(args.client_id, store.seed, body, refresh))
+        refresh = body.get("refresh_token")
+        if not refresh:
+            raise AuthError("Close returned no refresh_token: the app needs the "
+                            "offline_access scope.")
+        store = open_store(client_id=args.client_id, refresh_token=refresh, **location)
+        with store.hold():  # the lock every tap takes for a refresh
+            store.load()  # other chains in the store are kept
+            store.prepare()
+            store.save_durably(token_record(args.client_id, store.seed, body, refresh))
     config = {"client_id": args.client_id, "client_secret": "<your client secret>",
               "refresh_token": refresh}
     if args.token_store or args.token_store_path:
         key = "token_store" if args.token_store else "token_store_path"
         config[key] = args.token_store or args.token_store_path
     text = json.dumps(config, indent=2)
-    if args.output:
-        write_private(Path(args.output), text.replace("<your client secret>", secret) + "\n")
+    if output is not None:
+        output.write(text.replace("<your client secret>", secret) + "\n")
         print(f"Config written to {args.output}; token store seeded: {store}", file=sys.stderr)
     else:
         print(f"Token store seeded: {store}\nTap config (add your client secret):",
@@ -185,13 +208,45 @@ def run(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write `text` readable by the owner only, also over an existing (e.g. 0644) file."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        os.fchmod(fd, 0o600)  # before any secret is written
-        fh.truncate()
-        fh.write(text)
+class PrivateFile:
+    """A file readable by the owner only, written as a new 0600 file renamed over `path`
+    (an existing file is replaced, not written into: a reader that opened it before keeps
+    the old content; a symlink is replaced, not followed). Created at once, so that a path
+    that cannot be written fails before the one-time code is spent."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            if path.is_dir():
+                raise IsADirectoryError(21, "Is a directory")
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+        except OSError as exc:
+            raise AuthError(f"--output {path}: cannot be written ({exc.strerror})") from None
+        self._temp: tuple[int, str] | None = (fd, name)
+
+    def write(self, text: str) -> None:
+        assert self._temp is not None
+        fd, name = self._temp
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, text.encode())
+            os.fsync(fd)
+            os.close(fd)
+            self._temp = (-1, name)
+            os.replace(name, self.path)
+            self._temp = None
+        except OSError as exc:
+            raise AuthError(f"--output {self.path}: cannot be written ({exc.strerror})") from None
+
+    def discard(self) -> None:
+        """Remove the temp file unless it was renamed into place."""
+        if self._temp is not None:
+            fd, name = self._temp
+            self._temp = None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(name)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -149,6 +149,13 @@ class TapHooks(Tap):
     def check_settings(self, config: dict[str, Any]) -> None:
         """Check the settings before the SDK validates them against the schema."""
 
+    def _setup_signal_handlers(self) -> None:
+        super()._setup_signal_handlers()
+        self.setup_stop_signals()
+
+    def setup_stop_signals(self) -> None:
+        """Handle more stop signals than the SDK's SIGTERM and SIGINT."""
+
     def _handle_termination(self, signum: int, frame: Any) -> None:
         self.on_stop_signal(signum, frame)
 
