@@ -14,10 +14,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Test files run on 2 workers (pytest-xdist), each file on one worker: every test has its own
+# emulator (port 0), temporary directories and databases; `make emulator` tests take a lock.
+# PYTEST_ARGS= runs them one after another.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 test: $(STAMP)
 	$(BIN)/ruff check tap_close tests
 	$(BIN)/mypy tap_close
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check tap_close tests
@@ -39,7 +43,8 @@ test-sdk-next:
 demo: $(STAMP)
 	$(BIN)/python -m tests.demo
 
-# The Close API emulator alone, on http://127.0.0.1:8765 (key api_emulator_key) until Ctrl-C.
+# The Close API emulator alone, on http://127.0.0.1:8765 (key api_emulator_key; OAuth app
+# emu_client / emu_secret: authorize, token, revoke) until Ctrl-C.
 # Options: make emulator EMULATOR_ARGS="--port 9000 --leads 1000" (see --help).
 EMULATOR_ARGS ?=
 emulator: $(STAMP)

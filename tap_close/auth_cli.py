@@ -9,18 +9,57 @@ $TAP_CLOSE_CLIENT_SECRET or a prompt (`--client-secret` would show in `ps`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
 import secrets
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
 
-from tap_close.auth import AUTHORIZE_URL, DEFAULT_TOKEN_URL, AuthError, exchange, token_record
+from tap_close.auth import (
+    AUTHORIZE_URL,
+    DEFAULT_TOKEN_URL,
+    AuthError,
+    exchange,
+    handle_stop_signals,
+    signals_deferred,
+    token_record,
+)
 from tap_close.stores import open_store
+from tap_close.urls import url_problem
+
+try:
+    import termios
+
+    NO_INPUT: tuple[type[Exception], ...] = (EOFError, termios.error)
+except ImportError:  # no termios (Windows)
+    NO_INPUT = (EOFError,)
+
+
+class InputMissing(Exception):
+    """A prompt got no answer (no terminal, Ctrl-D, closed input)."""
+
+
+def ask(prompt: str, *, secret: bool = False, hint: str) -> str:
+    """One line from the user, the prompt on stderr (stdout carries the config); a secret
+    without echo on a terminal. No answer (no terminal, Ctrl-D): InputMissing naming `hint`."""
+    try:
+        if secret and sys.stdin.isatty():
+            return getpass.getpass(prompt)
+        print(prompt, end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+    except NO_INPUT:
+        line = ""
+    if not line:
+        print(file=sys.stderr)  # end the prompt's line
+        raise InputMissing(f"no answer to {prompt.strip()!r} (no terminal, or input ended): "
+                           f"{hint}")
+    return line.rstrip("\r\n")
 
 
 def authorize_url(client_id: str, redirect_uri: str, state: str, base: str = AUTHORIZE_URL) -> str:
@@ -59,7 +98,8 @@ def extract_code(pasted: str, state: str | None) -> str:
 def _parser() -> argparse.ArgumentParser:
     env = os.environ.get
     p = argparse.ArgumentParser(prog="tap-close-auth", description=__doc__)
-    p.add_argument("--client-id", default=env("TAP_CLOSE_CLIENT_ID"))
+    p.add_argument("--client-id", default=env("TAP_CLOSE_CLIENT_ID"),
+                   help="the client ID of your Close OAuth app (default: $TAP_CLOSE_CLIENT_ID)")
     p.add_argument("--client-secret", default=env("TAP_CLOSE_CLIENT_SECRET"),
                    help="avoid: visible in `ps`; default: $TAP_CLOSE_CLIENT_SECRET, else asked "
                    "without echo")
@@ -68,10 +108,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--state", help="with --code URL: the state of the authorize URL it answers")
     p.add_argument("--token-store", default=env("TAP_CLOSE_TOKEN_STORE"),
                    help="store URL to seed: file:///..., postgresql://..., s3://...")
-    p.add_argument("--token-store-path", default=env("TAP_CLOSE_TOKEN_STORE_PATH"))
-    p.add_argument("--token-url", default=env("TAP_CLOSE_OAUTH_TOKEN_URL") or DEFAULT_TOKEN_URL)
-    p.add_argument("--authorize-url", default=AUTHORIZE_URL)
-    p.add_argument("--scopes", default=env("TAP_CLOSE_OAUTH_SCOPES"))
+    p.add_argument("--token-store-path", default=env("TAP_CLOSE_TOKEN_STORE_PATH"),
+                   help="a file store as a plain path (instead of --token-store)")
+    p.add_argument("--token-url", default=env("TAP_CLOSE_OAUTH_TOKEN_URL") or DEFAULT_TOKEN_URL,
+                   help="Close's token endpoint (default: $TAP_CLOSE_OAUTH_TOKEN_URL, else "
+                   f"{DEFAULT_TOKEN_URL})")
+    p.add_argument("--authorize-url", default=AUTHORIZE_URL,
+                   help="Close's authorize page (default: %(default)s)")
+    p.add_argument("--scopes", default=env("TAP_CLOSE_OAUTH_SCOPES"),
+                   help="space-separated scopes to ask for (default: $TAP_CLOSE_OAUTH_SCOPES, "
+                   "else the app's)")
     p.add_argument("--output", help="write the tap config (mode 0600) here instead of stdout")
     return p
 
@@ -97,7 +143,20 @@ def run(argv: list[str] | None = None) -> int:
         raise AuthError("redirect_uri must be an https URL (Close rejects http).")
     if args.token_store and args.token_store_path:
         raise AuthError("Give --token-store or --token-store-path, not both.")
-    secret = args.client_secret or getpass.getpass("Client secret: ")
+    problem = url_problem(args.token_url, "--token-url (TAP_CLOSE_OAUTH_TOKEN_URL)")
+    if problem:  # the client secret and the code go there
+        raise AuthError(problem + ".")
+    output = PrivateFile(Path(args.output)) if args.output else None
+    try:
+        return _authorize(args, output)
+    finally:
+        if output is not None:
+            output.discard()
+
+
+def _authorize(args: argparse.Namespace, output: PrivateFile | None) -> int:
+    secret = args.client_secret or ask(
+        "Client secret: ", secret=True, hint="set TAP_CLOSE_CLIENT_SECRET")
     if not secret:
         raise AuthError("client_secret is required.")
     location = {"url": args.token_store, "path": args.token_store_path}
@@ -109,7 +168,8 @@ def run(argv: list[str] | None = None) -> int:
         print("Open this URL, choose the organization and approve:\n", file=sys.stderr)
         print(authorize_url(args.client_id, args.redirect_uri, state, args.authorize_url),
               file=sys.stderr)
-        pasted = input("\nPaste the URL you were redirected to (or the code): ")
+        pasted = ask("\nPaste the URL you were redirected to (or the code): ",
+                     hint="give it with --code (and --state)")
     code = extract_code(pasted, state if args.code is None or args.state else None)
     data = {
         "client_id": args.client_id,
@@ -120,26 +180,26 @@ def run(argv: list[str] | None = None) -> int:
     }
     if args.scopes:
         data["scope"] = args.scopes
-    with requests.Session() as session:
+    handle_stop_signals()  # a stop waits until the new chain is in the store
+    with signals_deferred(), requests.Session() as session:
         body = exchange(session, args.token_url, data)
-    refresh = body.get("refresh_token")
-    if not refresh:
-        raise AuthError("Close returned no refresh_token: the app needs the offline_access scope.")
-    store = open_store(client_id=args.client_id, refresh_token=refresh, **location)
-    with store.hold():  # the lock every tap takes for a refresh
-        old = store.load()
-        if old and old.get("seed") != store.seed:
-            print(f"Note: {store} held another chain; it is replaced.", file=sys.stderr)
-        store.prepare()
-        store.save_durably(token_record(args.client_id, store.seed, body, refresh))
+        refresh = body.get("refresh_token")
+        if not refresh:
+            raise AuthError("Close returned no refresh_token: the app needs the "
+                            "offline_access scope.")
+        store = open_store(client_id=args.client_id, refresh_token=refresh, **location)
+        with store.hold():  # the lock every tap takes for a refresh
+            store.load()  # other chains in the store are kept
+            store.prepare()
+            store.save_durably(token_record(args.client_id, store.seed, body, refresh))
     config = {"client_id": args.client_id, "client_secret": "<your client secret>",
               "refresh_token": refresh}
     if args.token_store or args.token_store_path:
         key = "token_store" if args.token_store else "token_store_path"
         config[key] = args.token_store or args.token_store_path
     text = json.dumps(config, indent=2)
-    if args.output:
-        write_private(Path(args.output), text.replace("<your client secret>", secret) + "\n")
+    if output is not None:
+        output.write(text.replace("<your client secret>", secret) + "\n")
         print(f"Config written to {args.output}; token store seeded: {store}", file=sys.stderr)
     else:
         print(f"Token store seeded: {store}\nTap config (add your client secret):",
@@ -148,13 +208,45 @@ def run(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write `text` readable by the owner only, also over an existing (e.g. 0644) file."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        os.fchmod(fd, 0o600)  # before any secret is written
-        fh.truncate()
-        fh.write(text)
+class PrivateFile:
+    """A file readable by the owner only, written as a new 0600 file renamed over `path`
+    (an existing file is replaced, not written into: a reader that opened it before keeps
+    the old content; a symlink is replaced, not followed). Created at once, so that a path
+    that cannot be written fails before the one-time code is spent."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            if path.is_dir():
+                raise IsADirectoryError(21, "Is a directory")
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+        except OSError as exc:
+            raise AuthError(f"--output {path}: cannot be written ({exc.strerror})") from None
+        self._temp: tuple[int, str] | None = (fd, name)
+
+    def write(self, text: str) -> None:
+        assert self._temp is not None
+        fd, name = self._temp
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, text.encode())
+            os.fsync(fd)
+            os.close(fd)
+            self._temp = (-1, name)
+            os.replace(name, self.path)
+            self._temp = None
+        except OSError as exc:
+            raise AuthError(f"--output {self.path}: cannot be written ({exc.strerror})") from None
+
+    def discard(self) -> None:
+        """Remove the temp file unless it was renamed into place."""
+        if self._temp is not None:
+            fd, name = self._temp
+            self._temp = None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(name)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -163,5 +255,8 @@ def main(argv: list[str] | None = None) -> None:
     except AuthError as exc:
         print(f"tap-close-auth: {exc}", file=sys.stderr)
         sys.exit(1)
+    except InputMissing as exc:
+        print(f"tap-close-auth: {exc}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -9,7 +9,6 @@ follows a redirect, reads at most `MAX_BODY` bytes of a reply, and keeps GET URL
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.cookiejar
 import itertools
@@ -22,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from http import client as http_client  # its exception types only: HTTP goes through requests
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
@@ -43,14 +43,18 @@ from tap_close.errors import (
     MaxSkipError,
     ReadTimeout,
     TransportError,
+    Unreachable,
 )
 from tap_close.ratelimit import RateLimiter, endpoint_group, parse_ratelimit
+from tap_close.urls import direct
 
 logger = logging.getLogger("tap-close.http")
 
 RETRY_STATUSES = {500, 502, 503, 504}
 CONNECT_TIMEOUT = 10.0  # seconds to open a connection (request_timeout is the read timeout)
 MAX_BODY = 64 << 20  # bytes of one (decoded) reply: a bigger one is an error, not a MemoryError
+UNREACHABLE_TRIES = 3  # DNS failure or refused connection, and the host never answered
+MAX_RATE_WAIT = 300.0  # seconds: the longest wait a 429 can ask for
 MAX_URL = 2000  # bytes of a GET URL (Close: "keep URLs under 2000 characters")
 CHUNK = 1 << 16
 # A 400 that is about the URL (front ends answer "Request-URI Too Large" or "request line too
@@ -74,8 +78,9 @@ class Reply:
 
 def id_path(prefix: str, object_id: Any) -> str:
     """The path of one object: `prefix` + the URL-quoted id + `/`. Ids come from Close's
-    replies; quoted, a `/`, `?` or CR/LF in one cannot change the request."""
-    return f"{prefix}{quote(str(object_id), safe='')}/"
+    replies; quoted, a `/`, `?` or CR/LF in one cannot change the request, and `.` is quoted
+    too (`..` would be a dot segment: GET /api/v1/lead/../ is GET /api/v1/)."""
+    return f"{prefix}{quote(str(object_id), safe='').replace('.', '%2E')}/"
 
 
 def new_session(workers: int) -> requests.Session:
@@ -125,9 +130,14 @@ def wire_error(exc: Exception, timeout: float) -> Exception:
         return FatalTransportError(f"unusable request ({type(exc).__name__})")
     if isinstance(exc, requests.exceptions.ProxyError):
         return TransportError("the proxy refused or dropped the connection")
+    if isinstance(cause, urllib3.exceptions.NameResolutionError):
+        return Unreachable("DNS lookup failed (no such host, or no DNS server)")
     if isinstance(exc, requests.ConnectionError) and isinstance(
             cause, urllib3.exceptions.NewConnectionError):
-        return TransportError("cannot connect")
+        reason = cause.__cause__ or cause.__context__
+        if isinstance(reason, ConnectionRefusedError):
+            return Unreachable("connection refused")
+        return TransportError(f"cannot connect ({type(reason or cause).__name__})")
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return TransportError("truncated or malformed body")
     if isinstance(exc, requests.exceptions.ContentDecodingError):
@@ -223,21 +233,34 @@ def _error_text(response: Reply) -> str:
     return str(err)[:300] if err else ""
 
 
+def _seconds(value: Any) -> float | None:
+    """A wait from a 429 (seconds, or an HTTP date for Retry-After); None for nonsense
+    (not a number, negative, infinite)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        try:
+            number = parsedate_to_datetime(str(value)).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
 def _rate_reset(response: Reply) -> float:
-    """Seconds to wait after a 429: the largest of body rate_reset, RateLimit reset, Retry-After."""
-    waits = [parse_ratelimit(response.headers.get("RateLimit")).get("reset", 0.0)]
-    with contextlib.suppress(ValueError):
-        waits.append(float(response.headers.get("Retry-After", 0)))
+    """Seconds to wait after a 429: the largest of body rate_reset, RateLimit reset and
+    Retry-After, at most MAX_RATE_WAIT; 1 s when none makes sense."""
+    waits = [_seconds(parse_ratelimit(response.headers.get("RateLimit")).get("reset")),
+             _seconds(response.headers.get("Retry-After"))]
     try:
         body = response.json()
     except ValueError:
         body = None
     if isinstance(body, dict):
         for holder in (body, body.get("error")):
-            if isinstance(holder, dict) and isinstance(holder.get("rate_reset"), (int, float)):
-                waits.append(float(holder["rate_reset"]))
-    wait = max(waits)
-    return wait if wait > 0 else 1.0
+            if isinstance(holder, dict):
+                waits.append(_seconds(holder.get("rate_reset")))
+    wait = max((w for w in waits if w), default=0.0)
+    return min(wait, MAX_RATE_WAIT) if wait > 0 else 1.0
 
 
 def _present(params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -256,7 +279,7 @@ def _override_refused(response: Reply) -> bool:
         response.status == 400 and bool(_OVERRIDE_TEXT.search(response.data[:2000])))
 
 
-def _redirect_error(response: Reply, method: str, path: str) -> str:
+def redirect_error(response: Reply, method: str, path: str) -> str:
     target = urlsplit(response.headers.get("Location") or "").hostname
     where = f" to {target}" if target else ""
     return (f"{method} {path}: Close answered HTTP {response.status} (a redirect{where}); "
@@ -291,22 +314,29 @@ class CloseClient:
         # Proxies, CA bundle and client cert from the environment, resolved once: every call
         # goes to the one API host.
         env = self.session.merge_environment_settings(self.api_url, {}, None, None, None)
-        self._send_options: dict[str, Any] = {"proxies": env["proxies"], "verify": env["verify"],
+        proxies = {} if direct(self.api_url) else env["proxies"]  # plain http: loopback
+        self._send_options: dict[str, Any] = {"proxies": proxies, "verify": env["verify"],
                               "cert": env["cert"], "stream": True,
                               "timeout": (CONNECT_TIMEOUT, timeout)}
         self._adapter = self.session.get_adapter(self.api_url)
         self.url_limit = MAX_URL  # lowered when Close refuses a shorter URL
         self.page_caps: dict[str, int] = {}  # path -> a `_limit` Close accepted after refusing
         self._basic = ""  # the Basic Authorization header, once computed
+        parts = urlsplit(self.api_url)
+        self.host = f"{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+        self._answered = False  # any HTTP reply yet from the host
+        self._unreachable = ""  # why the host is given up on, once it never answered
+        self._logged: set[str] = set()  # wire problems already named with the host
         self.headers = {"User-Agent": user_agent, "Accept": "application/json",
                         "Accept-Encoding": "gzip, deflate", "X-TZ-Offset": "0"}
 
     def close(self) -> None:
-        """Close every idle connection, and the authenticator's own (OAuth token requests)."""
-        self.session.close()
+        """Close the authenticator (an OAuth rotation under way is saved first), then every
+        idle connection."""
         close_auth = getattr(self.auth, "close", None)
         if callable(close_auth):
             close_auth()
+        self.session.close()
 
     def authorization(self) -> str:
         """The Authorization header the configured `requests` authenticator would send."""
@@ -337,6 +367,8 @@ class CloseClient:
         prepared = requests.PreparedRequest()  # no session merging: headers are complete
         try:
             prepared.prepare(method=method, url=url, headers=sent, data=body)
+            if "%2E" in url:  # requests unquotes it again (an unreserved character)
+                prepared.url = url
             with self._adapter.send(prepared, **self._send_options) as response:
                 self.clock.observe(response.headers.get("Date"))  # before the body is read
                 reply = Reply(response.status_code, response.headers, read_body(response))
@@ -373,9 +405,12 @@ class CloseClient:
         refreshed = False
         attempt = throttled = 0  # failed tries; 429s are counted apart
         while True:
+            if self._unreachable:
+                raise CloseAPIError(self._unreachable)
             ticket = self.limiter.acquire(group)
             self.stats["requests"] += 1
             problem = ""
+            unreachable = False
             header = None
             try:
                 with self._slots:
@@ -386,8 +421,10 @@ class CloseClient:
                     else:
                         response, authorization = self.send(method, url, json)
                 header = response.headers.get("RateLimit")
+                self._answered = True
             except TransportError as exc:
                 problem = str(exc)
+                unreachable = isinstance(exc, Unreachable) and not self._answered
                 if not read and isinstance(exc, ReadTimeout):
                     raise CloseAPIError(f"{method} {path} timed out; not retried") from None
             except FatalTransportError as exc:
@@ -418,7 +455,7 @@ class CloseClient:
                         msg = "Close rejected the api_key (401 Unauthorized). Check api_key."
                     raise AuthError(msg)
                 elif 300 <= status < 400:
-                    raise CloseAPIError(_redirect_error(response, method, path))
+                    raise CloseAPIError(redirect_error(response, method, path))
                 elif reading and not override and _url_refused(response):
                     self.url_limit = min(self.url_limit, len(url) - 1)
                     self.stats["url_overrides"] += 1
@@ -453,12 +490,23 @@ class CloseClient:
             attempt += 1
             if parallel.cancelled():  # read ahead for a consumer that has stopped
                 raise CloseAPIError(f"{method} {path}: not retried, no longer needed")
+            if unreachable and attempt >= UNREACHABLE_TRIES:
+                # a host that never answered: no use retrying every request 8 times
+                self._unreachable = f"cannot reach {self.host}: {problem} (gave up after " \
+                                    f"{attempt} tries on {method} {path})"
+                raise CloseAPIError(self._unreachable)
             if attempt >= self.max_tries:
                 msg = f"{method} {path} failed after {attempt} tries (last error: {problem})"
                 raise CloseAPIError(msg)
             delay = backoff.full_jitter(next(waits))
             self.stats["retries"] += 1
-            logger.warning("%s on %s %s; retry %d in %.1fs", problem, method, path, attempt, delay)
+            if problem not in self._logged:  # host and cause once, then only the count
+                self._logged.add(problem)
+                logger.warning("%s from %s on %s %s; retry %d in %.1fs", problem, self.host,
+                               method, path, attempt, delay)
+            else:
+                logger.info("%s on %s %s; retry %d in %.1fs", problem, method, path, attempt,
+                            delay)
             time.sleep(delay)
 
     @staticmethod

@@ -15,24 +15,34 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from tap_close import __version__
-from tap_close.auth import AuthError, redact
-from tap_close.client import query_string
+from tap_close.auth import AuthError, CloseOAuth, handle_stop_signals, redact
+from tap_close.client import (
+    CONNECT_TIMEOUT,
+    Reply,
+    new_session,
+    query_string,
+    read_body,
+    redirect_error,
+    wire_error,
+)
+from tap_close.errors import FatalTransportError
 from tap_close.ratelimit import endpoint_group, parse_ratelimit
 from tap_close.streams.base import parse_ts
 from tap_close.streams.search import search_body
 from tap_close.tap import (
     DEFAULT_API_URL,
     ConfigError,
-    TapClose,
+    make_authenticator,
     unknown_settings,
     validate_settings,
 )
+from tap_close.urls import direct
 
 MAX_REQUESTS = 30
 #: List endpoints the tap reads, probed with `_limit=1` for 403/402.
@@ -40,37 +50,58 @@ ENDPOINTS = ("/lead/", "/contact/", "/opportunity/", "/activity/", "/task/?_type
              "/user/", "/custom_object_type/", "/sequence/", "/webhook/", "/group/",
              "/comment_thread/", "/shared_scheduling_link/")
 URL_SIZES = (1000, 1500, 2000)
+MAX_REPLY = 8 << 20  # bytes of one reply (the doctor asks for one row, or a few)
+
+
+class Unreachable(Exception):
+    """No HTTP reply at all from the API host."""
 
 
 @dataclass
 class Doctor:
     api_url: str
     auth: requests.auth.AuthBase
+    session: requests.Session
     timeout: float = 60.0
     requests_made: int = 0
     rate_limits: dict[str, dict[str, float]] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
 
     def call(self, method: str, path: str, params: dict[str, Any] | None = None,
-             body: dict[str, Any] | None = None) -> tuple[int, Any]:
+             body: dict[str, Any] | None = None, *, retried: bool = False) -> tuple[int, Any]:
         """One request, no retry: (status, JSON body or None). Status 0: not sent."""
         if self.requests_made >= MAX_REQUESTS:
             return 0, None
         self.requests_made += 1
         url = self.api_url + path + ("?" + query_string(params) if params else "")
+        # As the tap: the one session, no redirect followed, at most MAX_REPLY bytes read.
         try:
-            reply = requests.request(method, url, json=body, auth=self.auth, timeout=self.timeout,
-                                     headers={"User-Agent": f"tap-close-doctor/{__version__}",
-                                              "X-TZ-Offset": "0"})
+            with self.session.request(
+                    method, url, json=body, auth=self.auth, allow_redirects=False, stream=True,
+                    proxies=direct(url),
+                    timeout=(CONNECT_TIMEOUT, self.timeout),
+                    headers={"User-Agent": f"tap-close-doctor/{__version__}",
+                             "X-TZ-Offset": "0"}) as response:
+                reply = Reply(response.status_code, response.headers,
+                              read_body(response, MAX_REPLY))
+                sent = response.request.headers.get("Authorization") or ""
+        except FatalTransportError as exc:
+            return 0, {"error": str(exc)}
         except requests.RequestException as exc:
-            return 0, {"error": redact(type(exc).__name__)}
+            return 0, {"error": redact(str(wire_error(exc, self.timeout)))}
+        if 300 <= reply.status < 400:
+            raise ConfigError(redirect_error(reply, method, path))
+        if reply.status == 401 and isinstance(self.auth, CloseOAuth) and not retried:
+            self.auth.invalidate(self.auth.used_token(sent))  # a stale stored access token
+            self.requests_made -= 1
+            return self.call(method, path, params, body, retried=True)
         limit = parse_ratelimit(reply.headers.get("RateLimit"))
         if limit:
             self.rate_limits[endpoint_group(method, path)] = limit
         try:
-            return reply.status_code, reply.json()
+            return reply.status, reply.json()
         except ValueError:
-            return reply.status_code, None
+            return reply.status, None
 
     def run(self) -> dict[str, Any]:
         self.identity()
@@ -88,6 +119,11 @@ class Doctor:
 
     def identity(self) -> None:
         status, me = self.call("GET", "/me/", {"_fields": "id,first_name,last_name,organizations"})
+        if status == 0:
+            parts = urlsplit(self.api_url)
+            host = f"{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+            raise Unreachable(f"cannot reach {host}: {(me or {}).get('error')} (check api_url, "
+                              "DNS, the network or proxy)")
         if status == 401:
             raise AuthError("Close rejected the credential (401): check the config's "
                             "api_key or OAuth settings.")
@@ -237,15 +273,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(message)s", stream=sys.stderr)  # the checks'
+    session, auth = new_session(1), None
     try:  # WARNINGs (e.g. an api_url that is not Close's) as the ERROR lines below
         config = load_config(args.config)
-        auth = TapClose.authenticator.func(SimpleNamespace(config=config))  # type: ignore[attr-defined]
-        doctor = Doctor((config.get("api_url") or DEFAULT_API_URL).rstrip("/"), auth,
+        handle_stop_signals()  # a token being rotated is saved first, as in the tap
+        auth = make_authenticator(config, session)  # the tap's token store and lock
+        doctor = Doctor((config.get("api_url") or DEFAULT_API_URL).rstrip("/"), auth, session,
                         float(config.get("request_timeout") or 60))
         report = doctor.run()
-    except (ConfigError, AuthError) as exc:
+    except (ConfigError, AuthError, Unreachable) as exc:
         print(f"ERROR {redact(str(exc))}", file=sys.stderr)
         return 1
+    finally:
+        if isinstance(auth, CloseOAuth):
+            auth.close()  # waits for a rotation under way
+        session.close()
     print(json.dumps(report, indent=2, default=str) if args.json else table(report))
     return 0
 

@@ -7,6 +7,10 @@ class TransportError(Exception):
     """The exchange failed on the wire (reset, timeout, truncated or malformed reply)."""
 
 
+class Unreachable(TransportError):
+    """No connection at all: the name does not resolve, or the host refuses it."""
+
+
 class ReadTimeout(TransportError):
     """The server did not answer within `request_timeout`."""
 

@@ -10,6 +10,7 @@ calls it where we rely on it), so an upgrade that changes one fails there, by na
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Stream, Tap
@@ -68,6 +69,10 @@ def write_state(stream: Stream) -> None:
     stream._write_state_message()
 
 
+
+#: The stream whose bookmark this thread moves (for log lines of the SDK that do not say).
+SYNCING = threading.local()
+
 class StreamHooks(Stream):
     """The SDK's private Stream hooks the tap overrides, handed to plain-named methods."""
 
@@ -94,6 +99,7 @@ class StreamHooks(Stream):
 
     def advance_bookmark(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Move the bookmark over a record just written."""
+        SYNCING.stream = self.name  # names the stream in the SDK's "assumed to be unsorted"
         super()._increment_stream_state(latest_record, context=context)
 
     def _sync_children(self, child_context: Context | None) -> None:
@@ -142,6 +148,13 @@ class TapHooks(Tap):
 
     def check_settings(self, config: dict[str, Any]) -> None:
         """Check the settings before the SDK validates them against the schema."""
+
+    def _setup_signal_handlers(self) -> None:
+        super()._setup_signal_handlers()
+        self.setup_stop_signals()
+
+    def setup_stop_signals(self) -> None:
+        """Handle more stop signals than the SDK's SIGTERM and SIGINT."""
 
     def _handle_termination(self, signum: int, frame: Any) -> None:
         self.on_stop_signal(signum, frame)

@@ -6,22 +6,21 @@ import atexit
 import contextlib
 import datetime as dt
 import io
-import ipaddress
 import json
 import logging
 import math
 import re
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import click
 import requests
+from requests.auth import AuthBase
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.contrib.msgspec import encoder as sdk_encoder
@@ -35,17 +34,19 @@ from tap_close.auth import (
     CloseOAuth,
     api_key_auth,
     defer_signal,
+    handle_stop_signals,
     redact,
 )
 from tap_close.client import CloseClient, id_path, new_session
 from tap_close.errors import AccessDeniedError, CloseAPIError
 from tap_close.maps import missing_map_config
 from tap_close.parallel import Prefetcher
-from tap_close.sdk_compat import TapHooks, environment_config
-from tap_close.stores import SCHEMES, open_store, url_scheme
+from tap_close.sdk_compat import SYNCING, TapHooks, environment_config
+from tap_close.stores import check_store_url, open_store
 from tap_close.streams import STREAM_TYPES
 from tap_close.streams.base import parse_ts
 from tap_close.streams.changes import EventScan
+from tap_close.urls import host_of, url_problem
 
 DEFAULT_API_URL = "https://api.close.com/api/v1"
 READ_AHEAD_PER_WORKER = 512 * 1024  # response bytes read ahead and not yet written
@@ -81,31 +82,16 @@ def _json_types(prop: dict[str, Any]) -> set[str]:
 def _check_url(config: dict[str, Any], key: str) -> None:
     """https, or plain http to a loopback host (a local proxy or test server); a host that is
     not Close's gets one WARNING (credentials go to it)."""
-    url = urlparse(str(config.get(key) or ""))
-    try:
-        host, _ = url.hostname, url.port
-    except ValueError:
-        host = None
-    if url.scheme not in ("http", "https") or not host:
-        msg = f"{key} must be an http(s) URL"
-        raise ConfigError(msg)
-    if url.scheme == "http" and not _loopback(host):
-        msg = f"{key} must use https (plain http only to a loopback host such as 127.0.0.1)"
-        raise ConfigError(msg)
+    url = str(config.get(key) or "")
+    problem = url_problem(url, key)
+    if problem:
+        raise ConfigError(problem)
+    host = host_of(url)
     if host != "close.com" and not host.endswith(".close.com") and (key, host) not in _warned:
         _warned.add((key, host))
         logging.getLogger("tap-close").warning(
             "%s points at %s, not a Close host (*.close.com): credentials are sent there.",
             key, host)
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def unknown_settings(config: dict[str, Any]) -> list[str]:
@@ -141,8 +127,11 @@ def validate_settings(config: dict[str, Any]) -> None:
         raise ConfigError("token_store_path is empty: set a file path, or remove it for the "
                           "default location")
     store = config.get("token_store")
-    if store is not None and url_scheme(store) not in SCHEMES:
-        raise ConfigError("token_store must be a file://, postgresql:// or s3:// URL")
+    if store is not None:
+        try:
+            check_store_url(store)
+        except AuthError as exc:
+            raise ConfigError(str(exc)) from None
     if store and config.get("token_store_path"):
         raise ConfigError("Set token_store or token_store_path, not both")
     for key in BOOLEAN_KEYS:
@@ -237,6 +226,25 @@ SETTINGS = th.PropertiesList(
 )
 
 
+def make_authenticator(cfg: Mapping[str, Any], session: requests.Session) -> AuthBase:
+    """The API key's or the OAuth chain's authenticator (the tap's, and the doctor's: the same
+    token store, lock and rotation rules)."""
+    if cfg.get("api_key"):
+        return api_key_auth(cfg["api_key"])
+    store = open_store(client_id=cfg["client_id"], refresh_token=cfg["refresh_token"],
+                       url=cfg.get("token_store"), path=cfg.get("token_store_path"))
+    return CloseOAuth(
+        client_id=cfg["client_id"],
+        client_secret=cfg["client_secret"],
+        refresh_token=cfg["refresh_token"],
+        store=store,
+        token_url=cfg.get("oauth_token_url") or DEFAULT_TOKEN_URL,
+        scopes=cfg.get("oauth_scopes"),
+        user_agent=cfg.get("user_agent"),
+        session=session,
+    )
+
+
 class LineWriter(MsgSpecWriter):
     """msgspec lines, RECORDs gathered into ~1 MiB writes. Every other message flushes them
     first, so a STATE always reaches the target after the records before it."""
@@ -316,21 +324,7 @@ class TapClose(TapHooks):
     @cached_property
     def authenticator(self) -> Any:
         """One authenticator per tap process, shared by every stream."""
-        cfg = self.config
-        if cfg.get("api_key"):
-            return api_key_auth(cfg["api_key"])
-        store = open_store(client_id=cfg["client_id"], refresh_token=cfg["refresh_token"],
-                           url=cfg.get("token_store"), path=cfg.get("token_store_path"))
-        return CloseOAuth(
-            client_id=cfg["client_id"],
-            client_secret=cfg["client_secret"],
-            refresh_token=cfg["refresh_token"],
-            store=store,
-            token_url=cfg.get("oauth_token_url") or DEFAULT_TOKEN_URL,
-            scopes=cfg.get("oauth_scopes"),
-            user_agent=cfg.get("user_agent"),
-            session=self.http_session,
-        )
+        return make_authenticator(self.config, self.http_session)
 
     @cached_property
     def http_session(self) -> requests.Session:
@@ -449,10 +443,14 @@ class TapClose(TapHooks):
                 "then. If that is wrong (a skewed clock, an edited STATE), remove those "
                 "bookmarks for a full sync of those streams.", ", ".join(late))
 
+    def setup_stop_signals(self) -> None:
+        """SIGHUP (a closed terminal or ssh session) and SIGQUIT stop the tap like SIGTERM."""
+        handle_stop_signals(self._handle_termination)
+
     def on_stop_signal(self, signum: int, frame: Any) -> None:
-        """SIGTERM/SIGINT: stop now with one line and exit 128 + signal (the run is incomplete;
-        the last STATE message written is where the next run resumes). A refresh token being
-        rotated is saved first."""
+        """SIGTERM/SIGINT/SIGHUP/SIGQUIT: stop now with one line and exit 128 + signal (the
+        run is incomplete; the last STATE message written is where the next run resumes). A
+        refresh token being rotated is saved first; none is rotated after."""
         if defer_signal(signum):
             self.logger.info("Stop signal received: finishing the token refresh first.")
             return
@@ -481,12 +479,21 @@ class TapClose(TapHooks):
 class OutputFilter(logging.Filter):
     """Applied to every log line: credentials are redacted (Close, or a proxy, may echo a
     request's Authorization header in an error), and the SDK's "An unhandled error occurred
-    while syncing" line becomes INFO, so that a failure is one ERROR line: the error itself."""
+    while syncing" line becomes INFO, so that a failure is one ERROR line: the error itself.
+    The SDK's "Skipping parse of env var settings" is dropped, and its "Stream is assumed to be
+    unsorted" names the stream."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno == logging.ERROR and str(record.msg).startswith(
                 "An unhandled error occurred while syncing"):
             record.levelno, record.levelname = logging.INFO, "INFO"
+        if record.msg == "Skipping parse of env var settings...":  # every run without ENV
+            return False
+        if str(record.msg).startswith("Stream is assumed to be unsorted"):
+            stream = getattr(SYNCING, "stream", None)
+            record.levelno, record.levelname = logging.INFO, "INFO"  # expected, not a problem
+            record.msg = (f"Stream {stream!r} is read unsorted: its bookmark is set when the "
+                          "stream completes (an interrupted run re-reads it from the previous one)")
         message = record.getMessage()
         clean = redact(message)
         if clean != message:

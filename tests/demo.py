@@ -254,8 +254,29 @@ def main() -> None:
         dead = sum(bool(r.get("_sdc_deleted_at")) for rs in second.records.values() for r in rs)
         print(f"\n{records} records ({dead} tombstones) in {elapsed:.1f}s; {http_summary(second)}"
               f"; files in {OUT}/incremental/")
-    print(f"Demo done in {time.monotonic() - demo_started:.1f}s. Your turn: `make emulator`, "
-          "then curl http://127.0.0.1:8765/_emulator/... (README: Emulator).")
+    print(f"Demo done in {time.monotonic() - demo_started:.1f}s.")
+    print(rerun_commands())
+
+
+#: `make emulator`'s address and key (the demo's own emulator is gone when it ends).
+EMULATOR = "http://127.0.0.1:8765"
+RERUN_HEADER = "Your turn: run `make emulator` in another terminal, then paste these here:"
+
+
+def rerun_commands() -> str:
+    """The demo's three steps as commands to copy, against `make emulator`, with the config
+    they need written to demo-output/."""
+    OUT.mkdir(exist_ok=True)
+    config = OUT / "emulator-config.json"
+    config.write_text(json.dumps({"api_key": "api_emulator_key", "api_url": f"{EMULATOR}/api/v1"}))
+    lines = [
+        f".venv/bin/tap-close --config {config} > {OUT}/run1.jsonl",
+        f"jq -c 'select(.type == \"STATE\") | .value' {OUT}/run1.jsonl | tail -n 1 > "
+        f"{OUT}/state.json",
+        f"curl -s -X POST {EMULATOR}/_emulator/leads",
+        f".venv/bin/tap-close --config {config} --state {OUT}/state.json > {OUT}/run2.jsonl",
+    ]
+    return "\n" + RERUN_HEADER + "\n" + "\n".join(f"  {line}" for line in lines)
 
 
 if __name__ == "__main__":

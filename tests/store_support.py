@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 from moto.s3.responses import S3Response
 from moto.server import ThreadedMotoServer
+from requests.structures import CaseInsensitiveDict
 
 from tests.harness import TAP, TapRun, parse_run
 from tests.pg import PgUnavailable, postgres_server
@@ -55,10 +56,18 @@ def _atomic_put_object(self: S3Response) -> Any:
         return _put_object(self)
 
 
+def _unconditional_put_object(self: S3Response) -> Any:
+    """An S3-compatible server that ignores If-Match / If-None-Match (some do)."""
+    self.headers = CaseInsensitiveDict({k: v for k, v in self.headers.items()
+                                        if k.lower() not in ("if-match", "if-none-match")})
+    return _atomic_put_object(self)
+
+
 @contextlib.contextmanager
-def s3_server() -> Iterator[str]:
+def s3_server(conditional_writes: bool = True) -> Iterator[str]:
     """A local S3-compatible server on an ephemeral port with one bucket: its endpoint URL."""
-    S3Response.put_object = _atomic_put_object  # type: ignore[method-assign]
+    put = _atomic_put_object if conditional_writes else _unconditional_put_object
+    S3Response.put_object = put  # type: ignore[method-assign]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:

@@ -29,8 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 VENVS = REPO / ".loader-venvs"
 SCHEMA = "close"
 PIPELINEWISE = ("pipelinewise-target-postgres==2.1.2",)
-# target-duckdb 0.8.0 COPYs CSV files without `HEADER false`: DuckDB 1.1 and later then take the
-# first row of some tables for a header and drop it (a loader bug; README "Loaders").
+# target-duckdb 0.8.0 COPYs CSV files without `HEADER false`: DuckDB 2.0.1 (pip's pick today)
+# then takes the first row of each batch for a header and drops it; 1.0.0 and 1.1.3 load them
+# (a loader bug; README "Loaders").
 DUCKDB = ("target-duckdb==0.8.0", "duckdb==1.0.0")
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
 from psycopg import sql
 
 from tap_close.tap import SETTINGS
@@ -41,7 +42,7 @@ from tests.harness import TAP
 from tests.pg import PgServer, PgUnavailable, postgres_server
 
 REPO = Path(__file__).resolve().parents[1]
-MELTANO_REQUIREMENT = "meltano>=4.4,<5"
+MELTANO_REQUIREMENT = "meltano==4.4.1"  # the README's `pipx install meltano==4.4.1`
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
 STATE_ID = "{environment}:tap-close-to-{target}"
 EMAIL_SALT = "pepper-for-tests"
@@ -86,28 +87,39 @@ def expected_kinds(prop: dict[str, Any]) -> set[str]:
     return {next(iter(types))} if len(types) == 1 else {"string"}
 
 
-def test_meltano_yml_matches_tap_about() -> None:
-    """Every tap setting is in meltano.yml with its label, description, kind and sensitivity."""
-    about = json.loads(subprocess.run(
+def tap_about() -> dict[str, Any]:
+    return dict(json.loads(subprocess.run(
         [TAP, "--about", "--format=json"], capture_output=True, text=True, check=True, timeout=60,
-    ).stdout)
+    ).stdout))
+
+
+def opt_in_properties(tmp_path: Path) -> set[str]:
+    """`!stream.property` of every field the tap's own catalog leaves unselected by default."""
+    with CloseEmulator(seed=1, n_leads=2) as emu:
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps({"api_key": emu.api_key, "api_url": emu.api_url}))
+        catalog = json.loads(subprocess.run(
+            [TAP, "--config", str(config), "--discover"], capture_output=True, text=True,
+            check=True, timeout=120).stdout)
+    return {f"!{stream['tap_stream_id']}.{entry['breadcrumb'][-1]}"
+            for stream in catalog["streams"] for entry in stream["metadata"]
+            if entry["breadcrumb"] and entry["metadata"].get("selected-by-default") is False}
+
+
+def assert_matches_about(tap: dict[str, Any], about: dict[str, Any]) -> None:
+    """An extractor definition has every tap setting with its label, description, kind and
+    sensitivity, and the capabilities `--about` reports."""
     props: dict[str, dict[str, Any]] = about["settings"]["properties"]
-    project = load_meltano_yml()
-    tap = plugin(project, "extractors", "tap-close")
     assert tap["namespace"] == "tap_close"
-    assert tap["pip_url"] == "-e ."
-    assert {"state", "catalog", "discover", "about", "stream-maps", "schema-flattening",
-            "batch"} <= set(tap["capabilities"])
-    assert set(tap["capabilities"]) <= set(about["capabilities"])
+    assert set(tap["capabilities"]) == set(about["capabilities"])
     assert tap["settings_group_validation"] == [
         ["api_key"], ["client_id", "client_secret", "refresh_token"]]
     settings = {s["name"]: s for s in tap["settings"]}
     hint = "update meltano.yml to match `tap-close --about --format=json`"
-    # The SDK's built-in settings (whatever the installed SDK adds) are optional in meltano.yml:
-    # they may be set as YAML objects.
-    own = set(props) & OWN_SETTINGS
-    assert own == OWN_SETTINGS
-    assert own <= set(settings) <= set(props), f"settings differ: {own ^ set(settings)}; {hint}"
+    # The SDK's built-in settings too: with their kinds, `meltano config set` stores booleans
+    # and numbers as such.
+    assert set(props) & OWN_SETTINGS == OWN_SETTINGS
+    assert set(settings) == set(props), f"settings differ: {set(props) ^ set(settings)}; {hint}"
     for name, setting in settings.items():
         prop = props[name]
         assert setting.get("label") == prop.get("title"), f"{name}: label; {hint}"
@@ -121,6 +133,28 @@ def test_meltano_yml_matches_tap_about() -> None:
             assert setting["value"] == prop.get("default"), f"{name}: default; {hint}"
     for group in tap["settings_group_validation"]:
         assert set(group) <= set(settings)
+
+
+def test_meltano_yml_matches_tap_about(tmp_path: Path) -> None:
+    """meltano.yml's extractor and the Meltano Hub definition (meltano-hub/tap-close.yml) agree
+    with `tap-close --about`, with each other, and select all but the opt-in fields."""
+    about = tap_about()
+    project = load_meltano_yml()
+    tap = plugin(project, "extractors", "tap-close")
+    assert tap["pip_url"] == "-e ."
+    tested = MELTANO_REQUIREMENT.split("==")[1]
+    assert SpecifierSet(project["requires_meltano"]).contains(tested), "the tested Meltano"
+    assert_matches_about(tap, about)
+    hub = yaml.safe_load((REPO / "meltano-hub" / "tap-close.yml").read_text())
+    assert_matches_about(hub, about)
+    shared = ("namespace", "executable", "capabilities", "settings_group_validation", "settings",
+              "select")
+    assert {k: hub[k] for k in shared} == {k: tap[k] for k in shared}
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert f'name = "{hub["pip_url"]}"' in pyproject, "the Hub installs the PyPI package"
+    assert tap["select"][0] == "*.*"
+    assert set(tap["select"][1:]) == opt_in_properties(tmp_path), (
+        "select must exclude exactly the fields the tap leaves out by default")
     jsonl = plugin(project, "loaders", "target-jsonl")
     postgres = plugin(project, "loaders", "target-postgres")
     assert (jsonl["variant"], jsonl["pip_url"]) == ("andyh1203", "target-jsonl")
@@ -588,14 +622,16 @@ def add_scaling_out(spec: dict[str, Any]) -> None:
 
 
 def test_meltano_dev_commands(meltano: Meltano, tmp_path: Path) -> None:
-    """`meltano config set tap-close api_key ...`, `meltano run tap-close target-jsonl` and
-    `meltano state get` in the default (dev) environment, as the README writes them (Close's
-    URL overridden by TAP_CLOSE_API_URL), and the scaling-out groups' `meltano select --list`."""
+    """The README's Meltano commands for a Close account (dev environment), in its order and as
+    written (Close's URL overridden by TAP_CLOSE_API_URL); then, in the same project with the
+    key `meltano config set` left in .env, the emulator environment's run (it must not take
+    that key); the scaling-out groups' `meltano select --list`."""
     project = meltano.project
     output = project / "output"
     shutil.rmtree(output, ignore_errors=True)
-    with CloseEmulator(seed=9, n_leads=15) as emu:
-        env = pipeline_env(meltano, tmp_path, emu, CLOSE_API_KEY=emu.api_key,
+    dev_key = "api_dev_account_key"  # not the emulator environment's key
+    with CloseEmulator(seed=9, n_leads=15, api_key=dev_key) as emu:
+        env = pipeline_env(meltano, tmp_path, emu, CLOSE_API_KEY=dev_key,
                            PATH=f"{meltano.bin.parent}:{os.environ['PATH']}")
 
         def shell(command: str) -> str:
@@ -605,21 +641,52 @@ def test_meltano_dev_commands(meltano: Meltano, tmp_path: Path) -> None:
             return proc.stdout
 
         try:
-            shell("meltano config set tap-close api_key api_...")
+            shell("meltano config set tap-close api_key ...")  # meltano.yml's comment
             shell('meltano config set tap-close api_key "$CLOSE_API_KEY"')
-            assert f"TAP_CLOSE_API_KEY='{emu.api_key}'" in (project / ".env").read_text()
-            assert emu.api_key not in (project / "meltano.yml").read_text().replace(
-                "api_emulator_key", "")  # only the emulator environment's own test key
+            assert f"TAP_CLOSE_API_KEY='{dev_key}'" in (project / ".env").read_text()
+            assert dev_key not in (project / "meltano.yml").read_text()
+            assert "Plugin configuration is valid" in shell("meltano config test tap-close")
+            listed = shell("meltano select tap-close --list --all")
+            for pattern in plugin(load_meltano_yml(), "extractors", "tap-close")["select"][1:]:
+                assert re.search(rf"\[excluded\s*\]\s+{re.escape(pattern[1:])}\n", listed), (
+                    pattern, listed[-3000:])
+            assert re.search(r"\[selected\s*\]\s+leads\.display_name\n", listed)
             shell("meltano run tap-close target-jsonl")
             leads = read_jsonl(output)["leads"]
             assert live(leads) == emu.truth("leads")
+            assert not any("primary_email" in lead for lead in leads), "a slow field was read"
+            fields = [e["params"].get("_fields", "") for e in emu.request_log
+                      if e["path"] == "/api/v1/lead/"]
+            assert fields and not any("primary_email" in f for f in fields), fields[:3]
             state = json.loads(shell("meltano state get dev:tap-close-to-target-jsonl")
                                .strip().splitlines()[-1])
             assert bookmarks(state)["leads"]["replication_key_value"]
+
+            # an SDK setting, typed (README "SDK settings")
+            shell("meltano config set tap-close flattening_enabled true")
+            shell("meltano config set tap-close flattening_max_depth 1")
+            printed = json.loads(shell("meltano config print tap-close --format=json"))
+            assert (printed["flattening_enabled"], printed["flattening_max_depth"]) == (True, 1)
+            shell("meltano config unset tap-close flattening_enabled")
+            shell("meltano config unset tap-close flattening_max_depth")
 
             with project_with(meltano, add_scaling_out):
                 listed = shell("meltano select tap-close--crm --list")  # Meltano reads the jobs too
             selected = set(re.findall(r"\[selected\s*\]\s+(\w+)\.", listed))
             assert selected == {"leads", "contacts", "opportunities"}, listed[-2000:]
+            assert not re.search(r"\[selected\s*\]\s+leads\.primary_email\n", listed)
+
+            shell("meltano install tap-close")  # README: another project, after the copy
         finally:
-            (project / ".env").unlink(missing_ok=True)
+            secrets_env = (project / ".env").read_text()
+    # the emulator environment in the same project, .env still holding the dev key
+    try:
+        with CloseEmulator(seed=10, n_leads=5) as local:
+            local_env = pipeline_env(meltano, tmp_path, local)
+            emulator_output = project / "output" / "emulator"
+            shutil.rmtree(emulator_output, ignore_errors=True)
+            meltano_run(meltano, "target-jsonl", local_env)
+            assert live(read_jsonl(emulator_output)["leads"]) == local.truth("leads")
+    finally:
+        (project / ".env").unlink(missing_ok=True)
+    assert dev_key in secrets_env

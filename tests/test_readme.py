@@ -24,7 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
+from tests.demo import RERUN_HEADER
 from tests.emulator import CloseEmulator
 from tests.harness import TAP
 
@@ -33,25 +35,40 @@ README = (ROOT / "README.md").read_text()
 MELTANO_YML_COMMENTS = "\n".join(line.split("#", 1)[1] for line in
                                  (ROOT / "meltano.yml").read_text().splitlines() if "#" in line)
 BIN = str(Path(TAP).parent)
-PROGRAMS = ("make", "tap-close", "meltano", "pip", "pipx", "curl", "python")
+PROGRAMS = ("make", "tap-close", "meltano", "pip", "pipx", "curl", "python", "jq", "cp")
 EMULATOR_PORT = 8765  # `make emulator`'s, and the README's curl examples'
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
 
 HERE = "run here"
+QUICKSTART_JQ = (
+    "jq '.streams[] |= (.tap_stream_id as $s | .metadata[] |= (if .breadcrumb == [] then "
+    ".metadata.selected = ($s == \"leads\" or $s == \"contacts\" or $s == \"users\") else . "
+    "end))' catalog.json > selected.json")
+OAUTH_AUTH = (
+    "TAP_CLOSE_CLIENT_SECRET=emu_secret tap-close-auth --client-id emu_client --redirect-uri "
+    "https://example.com/close/callback --authorize-url http://127.0.0.1:8765/oauth2/authorize/ "
+    "--token-url http://127.0.0.1:8765/oauth2/token/ --output oauth.json")
+OAUTH_URLS = (
+    "echo '{\"api_url\": \"http://127.0.0.1:8765/api/v1\", \"oauth_token_url\": "
+    "\"http://127.0.0.1:8765/oauth2/token/\"}' > emulator.json")
 MELTANO = "tests/test_meltano.py"
 COVERED = {
     # Set up and check
     "make demo": HERE,
     "make test": "the suite itself (CI: .ci/run)",
+    "make test PYTEST_ARGS=": "the suite itself, one test file after another (minutes)",
     # Install
-    "pip install git+<this repository>": "needs the published repository; `make install` "
-                                         "runs `pip install -e '.[test]'`",
+    "pip install .": HERE,
     "tap-close --about": HERE,
     "tap-close --about --format=json": HERE,
     "tap-close --about --format=markdown": HERE,
-    "meltano add --custom extractor tap-close": "interactive prompts; the block it creates is "
-                                                f"meltano.yml's, checked by {MELTANO}",
-    "meltano config set tap-close api_key api_...": f"{MELTANO}::test_meltano_dev_commands",
+    # Singer quickstart
+    "cp sample_config.json config.json": HERE,
+    "tap-close --config config.json --discover > catalog.json": HERE,
+    QUICKSTART_JQ: HERE,
+    "tap-close --config config.json --catalog selected.json > first.jsonl": HERE,
+    "jq -c 'select(.type == \"STATE\") | .value' first.jsonl | tail -n 1 > state.json": HERE,
+    "tap-close --config config.json --catalog selected.json --state state.json > next.jsonl": HERE,
     "meltano config set tap-close api_key ...": f"{MELTANO}::test_meltano_dev_commands (with "
                                                 "the README's values; meltano.yml's comment)",
     "meltano run tap-close target-jsonl": f"{MELTANO}::test_meltano_dev_commands",
@@ -60,7 +77,18 @@ COVERED = {
     "--redirect-uri https://example.com/close/callback": HERE,
     "tap-close-auth --help": HERE,
     # Meltano
-    "pipx install meltano": f"{MELTANO} installs meltano>=4.4,<5 into its own virtualenv",
+    "pipx install meltano==4.4.1": f"{MELTANO} installs that version (MELTANO_REQUIREMENT) "
+                                   "into its own virtualenv",
+    "meltano config test tap-close": f"{MELTANO}::test_meltano_dev_commands",
+    "meltano select tap-close --list --all": f"{MELTANO}::test_meltano_dev_commands",
+    "meltano add --plugin-type extractor NAME": "a command form in prose",
+    "meltano config list NAME": "a command form in prose",
+    "meltano config set tap-close flattening_enabled true": f"{MELTANO}::test_meltano_dev_"
+                                                           "commands",
+    "meltano install tap-close": f"{MELTANO}::test_meltano_dev_commands",
+    "meltano add --custom --plugin-type extractor tap-close": "interactive prompts; the block "
+                                                              "to copy is meltano.yml's, checked "
+                                                              f"by {MELTANO}",
     "meltano install": f"{MELTANO}::meltano (session fixture)",
     'meltano config set tap-close api_key "$CLOSE_API_KEY"': f"{MELTANO}::test_meltano_dev_"
                                                              "commands",
@@ -100,6 +128,9 @@ COVERED = {
     "curl -s -X DELETE http://127.0.0.1:8765/_emulator/leads/<id>": HERE,
     "curl -s -X POST http://127.0.0.1:8765/_emulator/clock -d '{\"minutes\": 10}'": HERE,
     'make emulator EMULATOR_ARGS="--port 9000 --leads 1000"': HERE,
+    OAUTH_AUTH: HERE,
+    OAUTH_URLS: HERE,
+    "tap-close --config oauth.json --config emulator.json > oauth-run.jsonl": HERE,
     "make bench": "installs tap-closeio from PyPI and runs for minutes (tests/bench.py)",
     "make test-sdk-next": "the whole suite again on the newest singer-sdk (minutes, its own "
                           "venv); run by hand before moving the pin",
@@ -170,10 +201,23 @@ def test_make_demo() -> None:
     assert re.search(r"\d+ records \((\d+) tombstones\)", out), out[-1000:]
     assert int(re.search(r"\((\d+) tombstones\)", out).group(1)) > 0  # type: ignore[union-attr]
     assert elapsed < 60, f"make demo took {elapsed:.0f}s"
+    # the commands it prints at the end run as printed, against `make emulator`
+    printed = out[out.index(RERUN_HEADER) + len(RERUN_HEADER):].rstrip().splitlines()[1:]
+    assert len(printed) == 4 and all(line.startswith("  ") for line in printed), printed
+    with make_emulator("make emulator", EMULATOR_PORT):
+        for command in (line.strip() for line in printed):
+            done = shell(command, timeout=300)
+            assert done.returncode == 0 and "Traceback" not in done.stderr, (
+                command, done.stderr[-3000:])
+            if "_emulator/leads" in command:
+                added = json.loads(done.stdout)["id"]
+    second = read_records(ROOT / "demo-output" / "run2.jsonl")
+    assert {r["id"] for r in second["leads"]} == {added}
 
 
 @pytest.mark.parametrize("command", [c for c, how in COVERED.items() if how == HERE
-                                     and c.startswith(("tap-close --", "tap-close-auth --"))])
+                                     and c.startswith(("tap-close --about",
+                                                       "tap-close-auth --help"))])
 def test_about_and_help(command: str) -> None:
     proc = shell(command)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -291,3 +335,132 @@ def test_no_readme_command_needs_the_venv_python() -> None:
     for command in readme_commands():
         assert not command.startswith(("python -m tests", ".venv/")), command
     assert sys.executable  # the tests themselves run in it
+
+
+@pytest.mark.parametrize("secret", ["", "..."])
+def test_tap_close_auth_without_a_terminal(secret: str) -> None:
+    """No terminal and nothing on stdin (a cron job, Ctrl-D): one line naming what to give, exit
+    2, no traceback; at the secret prompt, or with the secret given, at the paste prompt."""
+    command = next(c for c in COVERED if "tap-close-auth --client-id" in c)
+    if not secret:
+        command = command.replace("TAP_CLOSE_CLIENT_SECRET=... ", "")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_CLOSE_")}
+    proc = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, start_new_session=True, timeout=60,
+                          env={**env, "PATH": f"{BIN}:{env['PATH']}"}, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "Error" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    hint = "TAP_CLOSE_CLIENT_SECRET" if not secret else "--code"
+    assert last.startswith("tap-close-auth: no answer to") and hint in last, proc.stderr
+    assert proc.stdout == ""
+
+
+def test_every_tap_close_auth_option_has_help() -> None:
+    proc = shell("tap-close-auth --help")
+    options = re.findall(r"^  (--[\w-]+)(.*)$", proc.stdout, re.MULTILINE)
+    assert len(options) >= 11, proc.stdout
+    text = proc.stdout
+    for option, _ in options:
+        block = text[text.index(f"  {option}"):].split("\n  --")[0]
+        assert len(" ".join(block.split()[2:])) > 10, f"{option} has no help text"
+
+
+def test_pip_install_from_a_checkout(tmp_path: Path) -> None:
+    """The README's `pip install .` in a fresh virtualenv: the built wheel installs, carries its
+    licence and classifiers, and `tap-close --about` runs from it."""
+    venv = tmp_path / "venv"
+    uv = str(Path(sys.executable).with_name("uv"))
+    subprocess.run([uv, "venv", "-q", "--seed", "--python", sys.executable, str(venv)],
+                   check=True, timeout=120, capture_output=True)
+    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "VIRTUAL_ENV": str(venv)}
+    for command in ("pip install .", "tap-close --about"):
+        proc = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=600, check=False)
+        assert proc.returncode == 0, f"{command}: {proc.stderr[-3000:]}"
+    assert "api_key" in proc.stdout
+    (dist,) = venv.glob("lib/python*/site-packages/tap_close-*.dist-info")
+    metadata = (dist / "METADATA").read_text()
+    assert "License-Expression: Apache-2.0" in metadata
+    assert "Classifier: Programming Language :: Python :: 3.10" in metadata
+    assert "Apache License" in (dist / "licenses" / "LICENSE").read_text()
+    assert not (dist / "direct_url.json").read_text().count('"editable": true')
+
+
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def read_records(path: Path) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for message in jsonl(path):
+        if message["type"] == "RECORD":
+            out.setdefault(message["stream"], []).append(message["record"])
+    return out
+
+
+def test_singer_quickstart(tmp_path: Path) -> None:
+    """The quickstart's commands in order, in a copy of the checkout's sample config (the user's
+    edit: the emulator's key and URL): a selected full run, its last STATE, an incremental run."""
+    readme = readme_commands()
+    start = readme.index("cp sample_config.json config.json")
+    commands = readme[start:start + 6]  # the README's order
+    assert "jq" in commands[2] and commands[-1].endswith("> next.jsonl"), commands
+    (tmp_path / "sample_config.json").write_text((ROOT / "sample_config.json").read_text())
+    with CloseEmulator(seed=12, n_leads=8) as emu:
+        for command in commands:
+            if command.startswith("tap-close --config config.json --catalog selected.json "
+                                  "--state"):
+                truth = {s: emu.truth(s) for s in ("leads", "contacts", "users")}
+                changed = emu.add_lead()  # a change between the runs
+            proc = shell(command, cwd=tmp_path)
+            assert proc.returncode == 0 and "Traceback" not in proc.stderr, (
+                command, proc.stderr[-3000:])
+            if command.startswith("cp "):  # the user sets the key (and here the URL)
+                config = json.loads((tmp_path / "config.json").read_text())
+                config.update(api_key=emu.api_key, api_url=emu.api_url)
+                (tmp_path / "config.json").write_text(json.dumps(config))
+        first = read_records(tmp_path / "first.jsonl")
+        assert set(first) == {"leads", "contacts", "users"}, set(first)
+        for stream in first:
+            assert {r["id"] for r in first[stream]} == truth[stream], stream
+        state = json.loads((tmp_path / "state.json").read_text())
+        assert state["bookmarks"]["leads"]["replication_key_value"]
+        after = read_records(tmp_path / "next.jsonl")
+        assert {r["id"] for r in after["leads"]} == {changed}, "the second run is incremental"
+
+
+def test_oauth_end_to_end_on_make_emulator(tmp_path: Path) -> None:
+    """The Emulator section's OAuth commands as written, with `make emulator` running: the
+    authorize URL is opened as a browser would (its redirect's address pasted)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_CLOSE_")}
+    env.update(PATH=f"{BIN}:{env['PATH']}", XDG_STATE_HOME=str(tmp_path / "state"))
+    with make_emulator("make emulator", EMULATOR_PORT):
+        proc = subprocess.Popen(["bash", "-c", OAUTH_AUTH], cwd=tmp_path, env=env, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        assert proc.stderr is not None
+        shown = ""
+        while "state=" not in shown:
+            line = proc.stderr.readline()
+            assert line, "no authorize URL printed"
+            shown += line
+        url = re.search(r"http://127\.0\.0\.1:8765/oauth2/authorize/\S+", shown)
+        assert url, shown
+        approved = requests.get(url.group(0), allow_redirects=False, timeout=30)
+        assert approved.status_code == 302, approved.text
+        redirected = approved.headers["Location"]
+        assert redirected.startswith("https://example.com/close/callback?code=")
+        _, err = proc.communicate(redirected + "\n", timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+        saved = json.loads((tmp_path / "oauth.json").read_text())
+        assert saved["client_secret"] == "emu_secret" and saved["refresh_token"]
+        for command in (OAUTH_URLS, "tap-close --config oauth.json --config emulator.json > "
+                                    "oauth-run.jsonl"):
+            done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=300, check=False)
+            assert done.returncode == 0, (command, done.stderr[-3000:])
+        leads = requests.get(f"http://127.0.0.1:{EMULATOR_PORT}/_emulator/leads", timeout=30)
+    out = read_records(tmp_path / "oauth-run.jsonl")
+    assert {r["id"] for r in out["leads"]} == set(leads.json()["ids"])
+    assert list((tmp_path / "state").rglob("*.json")), "the default token store keeps the chain"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 from collections.abc import Iterator
 from datetime import datetime
@@ -24,10 +23,9 @@ from tap_close.schemas import (
     with_custom_fields,
 )
 
-EXAMPLES_DIR = Path(os.environ.get(
-    "CLOSE_EXAMPLES_DIR",
-    Path(__file__).resolve().parents[2] / "shared" / "reference" / "close-examples",
-))
+# Close's published example responses (data, copied from Close's OpenAPI description; see the
+# README there), kept in the repository so that every clone runs these tests.
+EXAMPLES_DIR = Path(__file__).resolve().parent / "close_examples"
 
 
 class Source(NamedTuple):
@@ -256,16 +254,24 @@ OBJECTS = [
     pytest.param(schema_name, obj, source.defs, id=f"{schema_name}: {label}")
     for schema_name, sources in CASES.items()
     for source in sources
-    if (EXAMPLES_DIR / source.file).exists()
     for label, obj in source_objects(source)
 ]
 
-needs_examples = pytest.mark.skipif(
-    not EXAMPLES_DIR.is_dir(), reason=f"Close examples not found in {EXAMPLES_DIR}"
-)
+def needs_examples(test: Any) -> Any:
+    """Marks a test that reads Close's examples (always there: tests/close_examples/)."""
+    return test
 
 
 # -- Close's examples -------------------------------------------------------------------------
+
+
+def test_examples_are_in_the_repository() -> None:
+    """Every example file the cases name is in tests/close_examples/ (none read from outside)."""
+    files = {source.file for sources in CASES.values() for source in sources}
+    files |= {source.defs for sources in CASES.values() for source in sources if source.defs}
+    assert EXAMPLES_DIR.is_relative_to(Path(__file__).resolve().parents[1])
+    missing = sorted(f for f in files if not (EXAMPLES_DIR / f).is_file())
+    assert not missing, f"missing from {EXAMPLES_DIR}: {missing}"
 
 
 @needs_examples

@@ -255,9 +255,10 @@ def test_read_timeout_and_connect_errors() -> None:
     port = free.getsockname()[1]
     free.close()
     client = make_client(f"http://127.0.0.1:{port}")
-    with pytest.raises(TransportError, match="cannot connect"):
+    with pytest.raises(TransportError, match="connection refused"):
         client.send("GET", client.url("/x/"))
-    with pytest.raises(CloseAPIError, match=r"failed after 2 tries \(last error: cannot connect"):
+    with pytest.raises(CloseAPIError,
+                       match=r"failed after 2 tries \(last error: connection refused"):
         client.get("/x/")
     assert client.session.adapters["http://"]._pool_maxsize == 2  # type: ignore[attr-defined]
     assert client._send_options["timeout"] == (client_module.CONNECT_TIMEOUT, 5)
@@ -318,7 +319,7 @@ def test_ids_are_quoted_into_paths(serve) -> None:
     evil = "lead_1\r\nX-Injected: yes/../../admin?_fields=x"
     client.get(id_path("/lead/", evil), {"_fields": "id\r\nX-Also: no"})
     line, *headers = server.requests[0].split(b"\r\n\r\n")[0].split(b"\r\n")
-    assert line == (b"GET /api/v1/lead/lead_1%0D%0AX-Injected%3A%20yes%2F..%2F..%2Fadmin"
+    assert line == (b"GET /api/v1/lead/lead_1%0D%0AX-Injected%3A%20yes%2F%2E%2E%2F%2E%2E%2Fadmin"
                     b"%3F_fields%3Dx/?_fields=id%0D%0AX-Also%3A+no HTTP/1.1")
     assert not any(h.lower().startswith((b"x-injected", b"x-also")) for h in headers)
     client.get("/lead/raw\r\nX-Injected: 1/")  # even unquoted, requests quotes it

@@ -56,9 +56,10 @@ def test_token_store_is_atomic_and_private(tmp_path: Path) -> None:
         assert store.load() is None
         store.prepare()  # the temp file exists before the token is spent
         assert len(list(store.path.parent.glob(".tmp-*"))) == 1
-        store.save({"refresh_token": "r1"})
-        store.save({"refresh_token": "r2"})
-        assert store.load() == {"refresh_token": "r2"}
+        chain = {"client_id": "c", "seed": "s"}  # what token_record writes
+        store.save({**chain, "refresh_token": "r1"})
+        store.save({**chain, "refresh_token": "r2"})
+        assert store.load() == {**chain, "refresh_token": "r2"}
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
     names = sorted(p.name for p in store.path.parent.iterdir())
     assert names == ["t.json", "t.json.lock"]  # no temp files left

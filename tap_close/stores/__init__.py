@@ -7,18 +7,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
-from tap_close.auth import AuthError, fingerprint
+from tap_close.credentials import AuthError, fingerprint
 from tap_close.stores.base import TokenStore
 from tap_close.stores.file import FileStore, default_path, legacy_default_path
+from tap_close.stores.urls import SCHEMES, check_store_url, file_path, url_scheme
 
-SCHEMES = ("file", "postgresql", "postgres", "s3")
-
-
-def url_scheme(url: str) -> str:
-    return urlsplit(url.strip()).scheme.lower()
-
+__all__ = ["SCHEMES", "TokenStore", "check_store_url", "open_store", "url_scheme"]
 
 def open_store(
     *, client_id: str, refresh_token: str, url: str | None = None, path: str | None = None,
@@ -29,10 +24,7 @@ def open_store(
     if url:
         scheme, setting = url_scheme(url), "token_store"
         if scheme == "file":
-            parts = urlsplit(url)
-            if parts.netloc not in ("", "localhost") or not parts.path:
-                raise AuthError("token_store: a file store is file:///absolute/path.json")
-            return FileStore(unquote(parts.path), client_id=client_id, seed=seed,
+            return FileStore(file_path(url, setting), client_id=client_id, seed=seed,
                              setting=setting)
         if scheme in ("postgresql", "postgres"):
             from tap_close.stores.postgres import PostgresStore  # noqa: PLC0415 - optional

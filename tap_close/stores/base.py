@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tap_close.auth import AuthError, fingerprint
+from tap_close.credentials import AuthError, fingerprint
 
 SAVE_TRIES = 4
 logger = logging.getLogger("tap-close.auth")
@@ -40,6 +40,42 @@ def valid_record(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("refresh_token"), str)
 
 
+#: A file or S3 object holds the chain refreshed last at its top level (the layout of one
+#: chain, as before) and every other chain under this key, so that configs with different
+#: refresh tokens (two organizations, staging and production) can share one store.
+OTHERS = "other_chains"
+MAX_CHAINS = 32  # per file or object; the least recently refreshed beyond are dropped
+
+
+def chain_key(record: dict[str, Any], client_id: str | None = None) -> str:
+    """`client_id`: the store's, for a record written before records named their client."""
+    return f"{record.get('client_id', client_id)}:{record.get('seed')}"
+
+
+def chains_of(data: dict[str, Any] | None, client_id: str | None = None
+              ) -> dict[str, dict[str, Any]]:
+    """Every chain in a stored document (see `OTHERS`), by `chain_key`."""
+    if not data:
+        return {}
+    chains = dict((data.get(OTHERS) or {}).items())
+    top = {k: v for k, v in data.items() if k not in (OTHERS, "lease")}
+    if top:
+        chains[chain_key(top, client_id)] = top
+    return chains
+
+
+def document(chains: dict[str, dict[str, Any]], record: dict[str, Any]) -> dict[str, Any]:
+    """The document to store: `record` on top, the other chains (newest first) under OTHERS."""
+    others = {k: v for k, v in chains.items() if k != chain_key(record)}
+    if len(others) >= MAX_CHAINS:
+        dropped = sorted(others, key=lambda k: str(others[k].get("updated_at")))
+        for key in dropped[: len(others) - MAX_CHAINS + 1]:
+            del others[key]
+        logger.warning("The token store holds more than %d OAuth chains: the least recently "
+                       "refreshed are dropped.", MAX_CHAINS)
+    return {**record, OTHERS: others} if others else dict(record)
+
+
 class TokenStore:
     """The newest refresh token (and access token) of one OAuth chain, shared between runs.
 
@@ -57,6 +93,11 @@ class TokenStore:
     def __str__(self) -> str:
         return self.location
 
+    @property
+    def chain(self) -> str:
+        """This chain's key in a store that holds several (see `OTHERS`)."""
+        return chain_key({"client_id": self.client_id, "seed": self.seed})
+
     def error(self, what: str) -> AuthError:
         return AuthError(f"{self.setting}: {what}")
 
@@ -73,6 +114,9 @@ class TokenStore:
             data = None
         if not valid_record(data) and not (
                 empty and isinstance(data, dict) and set(data) <= {"lease"}):
+            raise self.invalid(where)
+        others = data.get(OTHERS, {})
+        if not isinstance(others, dict) or not all(map(valid_record, others.values())):
             raise self.invalid(where)
         return data
 

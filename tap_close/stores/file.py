@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tap_close.stores.base import TokenStore, client_slug, state_dir
+from tap_close.stores.base import TokenStore, chains_of, client_slug, document, state_dir
 
 
 def default_path(client_id: str, seed: str) -> Path:
@@ -36,6 +36,7 @@ class FileStore(TokenStore):
         self.legacy = legacy
         self._migrated = False
         self._temp: tuple[int, str] | None = None
+        self._chains: dict[str, dict[str, Any]] | None = None  # as read by `load`
 
     @property
     def lock_path(self) -> Path:
@@ -57,9 +58,11 @@ class FileStore(TokenStore):
             raise self.error(f"cannot open lock file {self.lock_path} ({exc.strerror})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._chains = None  # read again under the lock
             yield
         finally:
             self._drop_temp()
+            self._chains = None
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
@@ -73,13 +76,15 @@ class FileStore(TokenStore):
         return self.parse(text, path)
 
     def load(self) -> dict[str, Any] | None:
-        data = self._read(self.path)
-        if data is None and self.legacy is not None and self.legacy.exists():
-            old = self._read(self.legacy)
-            if old and old.get("seed") == self.seed:  # this chain, under the old name
+        """This chain's record (the file may hold other chains too: see `OTHERS`)."""
+        self._chains = chains_of(self._read(self.path), self.client_id)
+        mine = self._chains.get(self.chain)
+        if mine is None and self.legacy is not None and self.legacy.exists():
+            old = chains_of(self._read(self.legacy), self.client_id).get(self.chain)
+            if old:  # this chain, under the old name
                 self._migrated = True
                 return old
-        return data
+        return mine
 
     def prepare(self) -> None:
         """Create the temp file now: a directory that cannot take it fails before the token
@@ -109,17 +114,21 @@ class FileStore(TokenStore):
 
     def save(self, record: dict[str, Any]) -> None:
         """Atomically replace the store: temp file in the same dir, fsync, rename."""
+        if self._chains is None:
+            self.load()
+        chains = self._chains or {}
         self.prepare()
         assert self._temp is not None
         fd, name = self._temp
         try:
-            data = json.dumps(record).encode()
+            data = json.dumps(document(chains, record)).encode()
             if os.write(fd, data) != len(data):
                 raise OSError(28, "No space left on device")
             os.fsync(fd)
             os.close(fd)
             self._temp = None
             os.replace(name, self.path)
+            self._chains = {**chains, self.chain: record}
             dir_fd = os.open(self.path.parent, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)

@@ -7,10 +7,9 @@ import contextlib
 import hashlib
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from tap_close.auth import AuthError, register_secret
 from tap_close.stores.base import TokenStore, missing_extra, valid_record
+from tap_close.stores.urls import postgres_url
 
 try:
     import psycopg
@@ -19,7 +18,6 @@ try:
 except ImportError:  # the `postgres` extra
     psycopg = None  # type: ignore[assignment]
 
-DEFAULT_TABLE = "tap_close_tokens"
 CREATE = """CREATE TABLE IF NOT EXISTS {table} (
     client_id text NOT NULL,
     chain text NOT NULL,
@@ -39,22 +37,12 @@ class PostgresStore(TokenStore):
     def __init__(self, url: str, *, client_id: str, seed: str, setting: str) -> None:
         if psycopg is None:
             raise missing_extra(setting, "postgresql", "postgres")
-        parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query))
-        table = query.pop("table", DEFAULT_TABLE)
-        names = table.split(".")
-        if not table or len(names) > 2 or not all(names):
-            msg = f"{setting}: the `table` parameter must be a table or schema.table name"
-            raise AuthError(msg)
-        register_secret(parts.password)
-        self.conninfo = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query)))
-        self.table = sql.Identifier(*names)
-        self.table_name = table
-        host = parts.hostname or "localhost"
-        where = f"{host}:{parts.port or 5432}{parts.path}"
-        user = f"{parts.username}@" if parts.username else ""
-        super().__init__(setting=setting, location=f"postgresql://{user}{where}?table={table}",
-                         client_id=client_id, seed=seed)
+        parsed = postgres_url(url, setting)
+        self.conninfo = parsed.conninfo
+        self.table = sql.Identifier(*parsed.table.split("."))
+        self.table_name = parsed.table
+        super().__init__(setting=setting, location=parsed.location, client_id=client_id,
+                         seed=seed)
         self._conn: Any = None
 
     def _problem(self, exc: Exception) -> str:
@@ -68,7 +56,13 @@ class PostgresStore(TokenStore):
         except psycopg.Error as exc:
             raise self.error(f"cannot connect to {self.location} ({self._problem(exc)})") from None
         try:
-            exists = conn.execute("SELECT to_regclass(%s)", (self.table_name,)).fetchone()
+            # The lock must outlive a slow token request: no server-side timeout may end this
+            # session or transaction (and with it the lock) meanwhile.
+            conn.execute("SELECT set_config(name, '0', false) FROM pg_settings WHERE name IN "
+                         "('idle_in_transaction_session_timeout', 'idle_session_timeout', "
+                         "'transaction_timeout')")
+            quoted = self.table.as_string(conn)  # as created: "Tokens" keeps its capital
+            exists = conn.execute("SELECT to_regclass(%s)", (quoted,)).fetchone()
             if exists is None or exists[0] is None:  # first use: create it, one process at once
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("create"),))
                 conn.execute(sql.SQL(CREATE).format(table=self.table))

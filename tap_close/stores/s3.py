@@ -16,10 +16,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
-from tap_close.auth import AuthError
-from tap_close.stores.base import TokenStore, missing_extra
+from tap_close.credentials import AuthError
+from tap_close.stores.base import TokenStore, chains_of, document, missing_extra
+from tap_close.stores.urls import s3_url
 
 try:
     import boto3
@@ -33,31 +33,27 @@ logger = logging.getLogger("tap-close.auth")
 #: How long a claim holds: longer than a token request with all its retries (4 x 60 s).
 LEASE_SECONDS = 300.0
 LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict"}
+NO_SUCH_ETAG = '"00000000000000000000000000000000"'  # matches no object
 
 
 class S3Store(TokenStore):
     def __init__(self, url: str, *, client_id: str, seed: str, setting: str) -> None:
         if boto3 is None:
             raise missing_extra(setting, "s3", "s3")
-        parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query))
-        self.bucket, self.key = parts.netloc, parts.path.lstrip("/")
-        endpoint, region = query.pop("endpoint_url", None), query.pop("region", None)
-        if not self.bucket or not self.key or self.key.endswith("/") or query:
-            msg = (f"{setting}: an s3:// token store is s3://bucket/path/file.json, with the "
-                   "optional parameters endpoint_url and region")
-            raise AuthError(msg)
+        parsed = s3_url(url, setting)
+        self.bucket, self.key = parsed.bucket, parsed.key
+        endpoint, region = parsed.endpoint, parsed.region
         config = Config(connect_timeout=10, read_timeout=30,
                         retries={"max_attempts": 3, "mode": "standard"})
         self.client = boto3.session.Session().client(
             "s3", endpoint_url=endpoint, region_name=region, config=config)
-        where = f" at {urlsplit(endpoint).netloc}" if endpoint else ""
-        super().__init__(setting=setting, location=f"s3://{self.bucket}/{self.key}{where}",
-                         client_id=client_id, seed=seed)
+        super().__init__(setting=setting, location=parsed.location, client_id=client_id,
+                         seed=seed)
         self.holder = uuid.uuid4().hex
-        self._record: dict[str, Any] | None = None
+        self._record: dict[str, Any] | None = None  # the document as claimed, lease aside
         self._etag: str | None = None
         self._saved = False
+        self._probed = False  # conditional writes checked
 
     def _get(self) -> tuple[dict[str, Any] | None, str | None]:
         try:
@@ -90,8 +86,32 @@ class S3Store(TokenStore):
             raise self.error(f"cannot reach {self.location} ({type(exc).__name__})") from None
         return str(reply["ETag"])
 
+    def _probe(self) -> None:
+        """Once per process: the endpoint must refuse a write whose `If-Match` fails. One that
+        ignores it would let a process that lost the race write an old token over the
+        winner's; it is refused before any token is spent."""
+        data, _ = self._get()
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self.key,
+                                   Body=json.dumps(data or {}).encode(),
+                                   ContentType="application/json", IfMatch=NO_SUCH_ETAG)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "error")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in LOST_RACE or status in (409, 412) or (data is None and status == 404):
+                self._probed = True
+                return
+            raise self.error(f"cannot write {self.location} ({code})") from None
+        except BotoCoreError as exc:
+            raise self.error(f"cannot reach {self.location} ({type(exc).__name__})") from None
+        raise self.error(f"{self.location}: the endpoint ignores conditional writes (If-Match),"
+                         " so processes sharing it could write an old token over a newer one; "
+                         "use a store that supports them (AWS S3, MinIO, R2, ...)")
+
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
+        if not self._probed:
+            self._probe()
         started, waiting = time.monotonic(), False
         while True:
             data, etag = self._get()
@@ -121,14 +141,19 @@ class S3Store(TokenStore):
                     self._put(self._record or {}, self._etag)
 
     def load(self) -> dict[str, Any] | None:
-        return dict(self._record) if self._record else None
+        """This chain's record (the object may hold other chains too: see `OTHERS`)."""
+        mine = chains_of(self._record, self.client_id).get(self.chain)
+        return dict(mine) if mine else None
 
     def save(self, record: dict[str, Any]) -> None:
-        etag = self._put(record, self._etag)
+        data = document(chains_of(self._record, self.client_id), record)
+        etag = self._put(data, self._etag)
         if etag is None:  # our lease ran out and was taken: this token is still the newest
             logger.warning("%s changed during the refresh; writing the rotated token over it.",
                            self.location)
-            etag = self._put(record, self._get()[1])
+            now, now_etag = self._get()
+            data = document(chains_of(now, self.client_id), record)  # others as they are now
+            etag = self._put(data, now_etag)
             if etag is None:
                 raise self.error(f"{self.location} keeps changing; cannot write it")
-        self._etag, self._saved = etag, True
+        self._record, self._etag, self._saved = data, etag, True

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from . import control
 from .api import Api, ApiError
@@ -150,7 +150,9 @@ class Engine:
             return json_reply(429, {"error": "Too many requests"})
         elif fault == "echo":
             return json_reply(400, {"error": f"Bad request (Authorization: {auth})"})
-        if path.startswith("/oauth2/"):
+        if path.rstrip("/") == "/oauth2/authorize":
+            reply = self._authorize(params)
+        elif path.startswith("/oauth2/"):
             reply = self._oauth(method, path, body, auth)
         elif is_api:
             for hook in list(self.hooks):  # tests: people at work between two requests
@@ -240,6 +242,18 @@ class Engine:
                 return Reply(200, self.api.encode(result), headers)
         except ApiError as exc:
             return json_reply(exc.status, {"error": exc.message}, headers)
+
+    def _authorize(self, params: dict[str, str]) -> Reply:
+        """Close's authorize page, approved at once: a redirect to `redirect_uri` with a
+        one-time code and the `state` (a browser shows that URL, to paste into tap-close-auth)."""
+        redirect = params.get("redirect_uri", "")
+        if params.get("client_id") != self.oauth.client_id or not redirect.startswith("https://"):
+            return json_reply(400, {"error": "unknown client_id, or redirect_uri not https"})
+        answer = {"code": self.oauth.issue_auth_code(redirect)}
+        if "state" in params:
+            answer["state"] = params["state"]
+        location = f"{redirect}{'&' if '?' in redirect else '?'}{urlencode(answer)}"
+        return Reply(302, b"", [("Location", location)])
 
     def _oauth(self, method: str, path: str, body: bytes, auth: str) -> Reply:
         name = path.rstrip("/")
