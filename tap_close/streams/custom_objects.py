@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 SharedCustomFieldsStream = list_stream("shared_custom_fields", "/custom_field/shared/",
                                        schemas.SHARED_CUSTOM_FIELD,
-                                       events=("custom_fields.shared",))
+                                       events=("custom_fields.shared",), shared=True)
 CustomObjectTypesStream = list_stream("custom_object_types", "/custom_object_type/",
                                       schemas.CUSTOM_OBJECT_TYPE, events=("custom_object_type",))
 CustomObjectCustomFieldsStream = list_stream(

@@ -162,7 +162,9 @@ class ActivityRoutes(ApiBase):
             "object_type": "activity",
             "name": type_obj["name"],
             "organization_id": self.data.org_id,
-            "fields": [f for f in ctx.act_fields if f["custom_activity_type_id"] == type_id],
+            "fields": [f for f in ctx.act_fields if f["custom_activity_type_id"] == type_id] + [
+                f for f in self.data.objects.kinds["shared_custom_fields"]
+                if any(a.get("custom_activity_type_id") == type_id for a in f["associations"])],
         }
 
 

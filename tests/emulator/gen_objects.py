@@ -512,6 +512,25 @@ def _shared_field(
     }
 
 
+def share_field(rng: random.Random, org: Org, kinds: dict[str, list[Obj]],
+                activity_types: list[Obj]) -> None:
+    """A shared field associated with a custom activity type and a custom object type (as in
+    Close's example), with its values set on their instances as `custom.cf_...`."""
+    act_type, co_type = activity_types[0], kinds["custom_object_types"][0]
+    cf = _shared_field(rng, org, "Priority Tier", "choices", ["Gold", "Silver"])
+    cf["associations"] = [
+        {"object_type": "custom_activity_type", "custom_activity_type_id": act_type["id"],
+         "editable_with_roles": [], "required": False},
+        {"object_type": "custom_object_type", "custom_object_type_id": co_type["id"],
+         "editable_with_roles": [], "required": False},
+    ]
+    kinds["shared_custom_fields"].append(cf)
+    for obj in [*org.activities, *kinds["custom_objects"]]:
+        if act_type["id"] == obj.get("custom_activity_type_id") or (
+                co_type["id"] == obj.get("custom_object_type_id")):
+            obj["custom." + cf["id"]] = rng.choice(cf["choices"])
+
+
 def _cotypes(rng: random.Random, org: Org) -> tuple[list[Obj], list[Obj]]:
     types, defs = [], []
     for name, plural, specs in (

@@ -76,6 +76,7 @@ class ObjectStore:
         )
         self.inactive = go.inactive_memberships(rng, org)
         self.kinds = go.make_all(rng, org)
+        go.share_field(random.Random(f"shared-{seed}"), org, self.kinds, ds.acts.ctx.act_types)
         self.exports: dict[str, Obj] = {}
         self._polls: dict[str, int] = {}
         self._blobs: dict[str, bytes] = {}
