@@ -117,8 +117,9 @@ def mutate(emu: CloseEmulator) -> None:
     emu.delete_lead(leads[3])
 
 
-def full_and_incremental(emu: CloseEmulator, **config: Any) -> list[dict[str, list[str]]]:
-    """Field problems after a full sync, and after edits and an incremental run."""
+def full_and_incremental(emu: CloseEmulator, **config: Any
+                         ) -> tuple[list[dict[str, list[str]]], list[TapRun]]:
+    """Field problems after a full sync, and after edits and an incremental run; the runs."""
     cfg = api_key_config(emu, **config)
     catalog, full_table = select_everything(json.loads(run_tap(cfg, "--discover").stdout))
     first = run_tap(cfg, catalog=catalog).assert_ok()
@@ -130,13 +131,13 @@ def full_and_incremental(emu: CloseEmulator, **config: Any) -> list[dict[str, li
     second = run_tap(cfg, catalog=catalog, state=first.state).assert_ok()
     apply(view, second, full_table)
     found.append(problems(emu, view, first.schemas, first_run=False))
-    return found
+    return found, [first, second]
 
 
 @pytest.fixture(scope="module")
 def runs() -> list[dict[str, list[str]]]:
     with CloseEmulator(seed=21, n_leads=12, event_history=40) as emu:
-        return full_and_incremental(emu)
+        return full_and_incremental(emu)[0]
 
 
 def test_every_field_after_a_full_sync(runs) -> None:

@@ -22,16 +22,26 @@ from tap_close.streams.base import parse_ts
 SEARCH_PAGE = 200
 
 
+def whole_second(moment: dt.datetime, *, up: bool = False) -> str:
+    """A `fixed_utc` value in whole seconds, as the app writes them (`...T21:12:12+00:00`):
+    nothing shows Close accepting fractions. Rounded down, or `up`."""
+    floor = moment.astimezone(dt.timezone.utc).replace(microsecond=0)
+    if up and floor < moment:
+        floor += dt.timedelta(seconds=1)
+    return floor.isoformat()
+
+
 def search_body(object_type: str, key: str, lower: dt.datetime | None,
                 upper: dt.datetime | None, *, fields: list[str], limit: int) -> dict[str, Any]:
-    """The query: objects of `object_type` with lower <= key < upper, sorted by key."""
+    """The query: objects of `object_type` with lower <= key < upper, sorted by key (bounds
+    widened to whole seconds; `search_range` drops what was read before)."""
     field = {"type": "regular_field", "object_type": object_type, "field_name": key}
     queries: list[dict[str, Any]] = [{"type": "object_type", "object_type": object_type}]
     moment: dict[str, Any] = {}
     if lower:
-        moment["on_or_after"] = {"type": "fixed_utc", "value": lower.isoformat()}
+        moment["on_or_after"] = {"type": "fixed_utc", "value": whole_second(lower)}
     if upper:
-        moment["before"] = {"type": "fixed_utc", "value": upper.isoformat()}
+        moment["before"] = {"type": "fixed_utc", "value": whole_second(upper, up=True)}
     if moment:
         queries.append({"type": "field_condition", "field": field,
                         "condition": {"type": "moment_range", **moment}})
@@ -66,6 +76,8 @@ def search_range(
                     if value is not None and lower is not None and (
                             value < lower or (value == lower and rid in at_lower)):
                         continue  # read before (the filter may be coarser than the key)
+                    if value is not None and upper is not None and value >= upper:
+                        continue  # past the range (its bound was rounded up)
                     if value is not None:
                         if value != lower:
                             lower, at_lower = value, set()
@@ -91,8 +103,11 @@ def search_range(
 def search_or_else(pages: Iterable[list[dict[str, Any]]], fallback: Callable[[], Iterable[Any]],
                    logger: logging.Logger | logging.LoggerAdapter[Any],
                    instead: str) -> Iterator[Any]:
-    """The rows of a search; if Close refuses search outright (403/402, or 400: not on this
-    plan or account), the fallback's items, after one WARNING naming what is done `instead`."""
+    """The rows of a search; if Close refuses it before the first page, the fallback's items.
+
+    402/403 (search not on this plan or for this credential) fall back with an INFO line; a
+    400 (our query refused: a date format, a field) with one WARNING carrying Close's message,
+    so a query Close stopped accepting does not hide behind the slower path."""
     started = False
     try:
         for rows in pages:
@@ -102,5 +117,6 @@ def search_or_else(pages: Iterable[list[dict[str, Any]]], fallback: Callable[[],
     except CloseAPIError as exc:
         if started or isinstance(exc, MaxSkipError) or exc.status not in (400, 402, 403):
             raise
-        logger.warning("/data/search/ refused (%s); %s instead", exc, instead)
+        log = logger.warning if exc.status == 400 else logger.info
+        log("/data/search/ refused (%s); %s instead", exc, instead)
     yield from fallback()

@@ -1,0 +1,50 @@
+"""Advanced Filtering where Close's docs leave it open, each reading switched both ways.
+
+Every case: a full sync, edits, an incremental run (leads go through `/data/search/`), and
+every field of every stream equal to the emulator's truth (`test_field_values`).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.emulator import CloseEmulator
+from tests.test_field_values import full_and_incremental
+
+SEARCH = "/api/v1/data/search/"
+
+
+def searches(emu: CloseEmulator) -> list[int]:
+    return [e["status"] for e in emu.request_log if e["path"] == SEARCH]
+
+
+@pytest.mark.parametrize("quirks", [(), ("search_whole_seconds",)])
+def test_search_dates_in_whole_seconds(quirks: tuple[str, ...]) -> None:
+    """Item 4: bounds go in whole seconds (lower rounded down, upper up, repeats dropped by
+    id), so a Close that refuses fractions still answers the search."""
+    with CloseEmulator(seed=22, n_leads=12, event_history=20, quirks=quirks,
+                       max_limit={"custom_object": 200}) as emu:  # no _limit refusal
+        found, runs = full_and_incremental(emu)
+        assert found == [{}, {}]
+        assert searches(emu) and set(searches(emu)) == {200}
+        assert "/data/search/ refused" not in runs[0].stderr + runs[1].stderr
+
+
+@pytest.mark.parametrize("refusal", ["none", "range_400", "plan_402"])
+def test_refused_search_falls_back_and_says_why(refusal: str) -> None:
+    """Item 5: a 400 (our query refused) falls back with one WARNING carrying Close's message;
+    402/403 (no search on this plan or credential) falls back quietly (INFO)."""
+    kwargs: dict = {"range_400": {"quirks": ["search_range_refused"]},
+                    "plan_402": {"plan_limited": ["data"]}}.get(refusal, {})
+    with CloseEmulator(seed=23, n_leads=12, event_history=20, **kwargs) as emu:
+        found, runs = full_and_incremental(emu)
+        assert found == [{}, {}]
+        warned = [line for line in runs[1].stderr.splitlines()
+                  if "/data/search/ refused" in line and "WARNING" in line]
+        if refusal == "range_400":
+            assert len(warned) == 1 and "unsupported moment_range value" in warned[0]
+            assert "leads: paging /lead/" in warned[0]
+        else:
+            assert not warned
+        if refusal == "plan_402":
+            assert "/data/search/ refused" in runs[1].stderr  # said, at INFO
