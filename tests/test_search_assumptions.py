@@ -14,11 +14,15 @@ from tests.test_field_values import full_and_incremental
 SEARCH = "/api/v1/data/search/"
 
 
+def name(quirks: tuple[str, ...]) -> str:
+    return "+".join(quirks) or "default"
+
+
 def searches(emu: CloseEmulator) -> list[int]:
     return [e["status"] for e in emu.request_log if e["path"] == SEARCH]
 
 
-@pytest.mark.parametrize("quirks", [(), ("search_whole_seconds",)])
+@pytest.mark.parametrize("quirks", [(), ("search_whole_seconds",)], ids=name)
 def test_search_dates_in_whole_seconds(quirks: tuple[str, ...]) -> None:
     """Item 4: bounds go in whole seconds (lower rounded down, upper up, repeats dropped by
     id), so a Close that refuses fractions still answers the search."""
@@ -48,3 +52,17 @@ def test_refused_search_falls_back_and_says_why(refusal: str) -> None:
             assert not warned
         if refusal == "plan_402":
             assert "/data/search/ refused" in runs[1].stderr  # said, at INFO
+
+
+@pytest.mark.parametrize(
+    "quirks", [(), ("activity_order_by_refused",), ("activity_order_ignored",)], ids=name)
+def test_activity_lists_without_order_by(quirks: tuple[str, ...]) -> None:
+    """Item 6: `_order_by` is documented on `/activity/` only; per-type lists are read without
+    it (in whatever order Close gives), so a Close that refuses it fails no stream."""
+    with CloseEmulator(seed=24, n_leads=12, event_history=20, quirks=quirks,
+                       max_limit={"activity": 3}) as emu:  # several pages per list
+        found, _ = full_and_incremental(emu)
+        assert found == [{}, {}]
+        per_type = [e for e in emu.request_log if e["path"].startswith("/api/v1/activity/")
+                    and e["path"].count("/") == 5]  # /api/v1/activity/<type>/ lists
+        assert per_type and not any("_order_by" in e["params"] for e in per_type)

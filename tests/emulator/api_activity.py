@@ -73,6 +73,8 @@ class ActivityRoutes(ApiBase):
                 items = [a for a in items if a.get(key) == params[key]]
         items = self._date_filters(items, params, ACTIVITY_ORDER)
         order = params.get("_order_by")
+        if kind and order and "activity_order_by_refused" in self.data.quirks:
+            raise ApiError(400, "Unknown parameter: _order_by")
         if kind and "activity_order_ignored" in self.data.quirks:
             order = None  # per-type lists: newest first whatever was asked
         if order:

@@ -28,6 +28,7 @@ DEFAULT_MAX_SKIP = 250_000
 DATE_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 #: Readings of behaviours Close's docs leave open (default: none = today's answers).
 QUIRKS = {
+    "activity_order_by_refused": "per-type /activity/<type>/ lists answer 400 to _order_by",
     "activity_order_ignored": "per-type /activity/<type>/ lists ignore _order_by (newest first)",
     "event_cursor_unbounded": "an /event/ cursor forgets the date_updated lower bound",
     "event_type_bare": "event object_type without `activity.` (`note`, not `activity.note`)",
