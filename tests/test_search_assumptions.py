@@ -66,3 +66,20 @@ def test_activity_lists_without_order_by(quirks: tuple[str, ...]) -> None:
         per_type = [e for e in emu.request_log if e["path"].startswith("/api/v1/activity/")
                     and e["path"].count("/") == 5]  # /api/v1/activity/<type>/ lists
         assert per_type and not any("_order_by" in e["params"] for e in per_type)
+
+
+@pytest.mark.parametrize("quirks", [(), ("fields_list_limit",)], ids=name)
+def test_long_fields_lists(quirks: tuple[str, ...]) -> None:
+    """Item 7: an org with many custom fields. A refused `_fields` list (400 List is too
+    long) is asked again with the `custom` shorthand (then without `_fields`), remembered per
+    endpoint for the run; unselected keys are dropped locally. Every field still arrives."""
+    with CloseEmulator(seed=25, n_leads=12, event_history=20, quirks=quirks,
+                       extra_custom_fields=45, max_limit={"custom_object": 200}) as emu:
+        found, runs = full_and_incremental(emu)
+        assert found == [{}, {}]
+        refused = [e for e in emu.request_log if e["status"] == 400]
+        if quirks:
+            assert refused and len(refused) <= 6, "one refusal per endpoint and level"
+            assert "Close refused the _fields list" in runs[0].stderr
+        else:
+            assert not refused

@@ -65,7 +65,7 @@ class SearchRoutes(ApiBase):
         limit = self._limit(object_type, {"_limit": str(body.get("_limit") or 100)})
         start = self._cursor(body.get("cursor"))
         end = min(start + limit, len(items), self.search_cap)
-        fields = (body.get("_fields") or {}).get(object_type)
+        fields = self.check_fields((body.get("_fields") or {}).get(object_type))
         rows = [project(o, fields) for o in items[start:end]]
         more = end < min(len(items), self.search_cap)
         cursor = base64.urlsafe_b64encode(json.dumps({"at": end}).encode()).decode()
