@@ -114,6 +114,10 @@ def mutate(emu: CloseEmulator) -> None:
     emu.update_task(sorted(emu.truth("tasks"))[0])
     emu.add_task(leads[2])
     emu.delete_object("webhooks", sorted(emu.truth("webhooks"))[0])
+    objects = sorted(emu.truth("custom_objects"))
+    emu.update_custom_object(objects[0])
+    emu.delete_object("custom_objects", objects[1])
+    emu.add_custom_object(leads[0])
     emu.delete_lead(leads[3])
 
 

@@ -83,3 +83,18 @@ def test_long_fields_lists(quirks: tuple[str, ...]) -> None:
             assert "Close refused the _fields list" in runs[0].stderr
         else:
             assert not refused
+
+
+@pytest.mark.parametrize("quirks", [(), ("custom_object_event_type_other",),
+                                    ("custom_object_event_type_other", "search_range_refused")],
+                         ids=name)
+def test_custom_object_changes_whatever_their_event_spelling(quirks: tuple[str, ...]) -> None:
+    """Item 3: later runs search custom objects by `date_updated`; deletes come from events
+    routed by the `custobj_` prefix, so another `object_type` spelling misses nothing. With
+    search refused, created/updated events are read by id (routed the same way)."""
+    with CloseEmulator(seed=26, n_leads=12, event_history=20, quirks=quirks,
+                       max_limit={"custom_object": 200}) as emu:
+        found, runs = full_and_incremental(emu)
+        assert found == [{}, {}]
+        changed = [r for r in runs[1].records["custom_objects"]]
+        assert changed and len(changed) < len(runs[0].records["custom_objects"])

@@ -32,6 +32,7 @@ QUIRKS = {
     "activity_order_by_refused": "per-type /activity/<type>/ lists answer 400 to _order_by",
     "activity_order_ignored": "per-type /activity/<type>/ lists ignore _order_by (newest first)",
     "event_cursor_unbounded": "an /event/ cursor forgets the date_updated lower bound",
+    "custom_object_event_type_other": "custom-object events spelled `custom_object_instance`",
     "event_type_bare": "event object_type without `activity.` (`note`, not `activity.note`)",
     "contact_edit_no_lead_bump": "editing a contact leaves its lead's date_updated alone",
     "tasks_edited_during_scan": "each later /task/ page request first edits a task already read",

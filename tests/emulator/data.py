@@ -697,6 +697,14 @@ class Dataset:
         with self.lock:
             self.objects.delete_object(kind, obj_id)
 
+    def add_custom_object(self, lead_id: str) -> str:
+        with self.lock:
+            return self.objects.add_custom_object(lead_id)
+
+    def update_custom_object(self, obj_id: str) -> None:
+        with self.lock:
+            self.objects.update_custom_object(obj_id)
+
     def seed_event_grid(self, seconds: int, ties: int, newest: timedelta) -> list[str]:
         """`ties` events at each whole second of the `seconds` before now - `newest`: every
         date window bound on a whole second cuts through a group of equal date_updated.
