@@ -119,6 +119,7 @@ def mutate(emu: CloseEmulator) -> None:
     emu.delete_object("custom_objects", objects[1])
     emu.add_custom_object(leads[0])
     emu.delete_lead(leads[3])
+    emu.merge_leads(leads[4], leads[5])
 
 
 def full_and_incremental(emu: CloseEmulator, **config: Any

@@ -32,14 +32,16 @@ def whole_second(moment: dt.datetime, *, up: bool = False) -> str:
 
 
 def search_body(object_type: str, key: str, lower: dt.datetime | None,
-                upper: dt.datetime | None, *, fields: list[str], limit: int) -> dict[str, Any]:
+                upper: dt.datetime | None, *, fields: list[str], limit: int,
+                exact: bool = False) -> dict[str, Any]:
     """The query: objects of `object_type` with lower <= key < upper, sorted by key (bounds
-    widened to whole seconds; `search_range` drops what was read before)."""
+    widened to whole seconds unless `exact`; `search_range` drops what was read before)."""
     field = {"type": "regular_field", "object_type": object_type, "field_name": key}
     queries: list[dict[str, Any]] = [{"type": "object_type", "object_type": object_type}]
     moment: dict[str, Any] = {}
     if lower:
-        moment["on_or_after"] = {"type": "fixed_utc", "value": whole_second(lower)}
+        value = lower.isoformat() if exact else whole_second(lower)
+        moment["on_or_after"] = {"type": "fixed_utc", "value": value}
     if upper:
         moment["before"] = {"type": "fixed_utc", "value": whole_second(upper, up=True)}
     if moment:
@@ -60,15 +62,18 @@ def search_range(
 
     A sequence of more than one page may have stopped at the cap, whatever its value: a new
     query follows from the last key read (dropping the rows read there), until one brings
-    nothing new. A refused cursor (expired) also restarts from the last key.
+    nothing new. A refused cursor (expired) also restarts from the last key. Bounds go in
+    whole seconds; only when one second's rows fill a whole sequence does the next query
+    name the exact key (a Close that refuses it then fails the run: nothing is skipped).
     """
     fields = sorted({*fields, "id", key})
     at_lower: set[str] = set(read_at_lower)
+    exact = False
     while True:
         total = new = 0
         try:
-            for page in client.search_pages(
-                    search_body(object_type, key, lower, upper, fields=fields, limit=limit)):
+            for page in client.search_pages(search_body(
+                    object_type, key, lower, upper, fields=fields, limit=limit, exact=exact)):
                 rows = []
                 for row in page:
                     total += 1
@@ -96,8 +101,12 @@ def search_range(
             if not new:
                 raise
             continue  # the cursor expired while we were away: ask again from here
-        if total < limit or not new:
+        if total < limit:
             return
+        if not new:
+            if exact or lower is None or not lower.microsecond:
+                return
+            exact = True  # a whole sequence inside one second: ask from the exact key
 
 
 def search_or_else(pages: Iterable[list[dict[str, Any]]], fallback: Callable[[], Iterable[Any]],

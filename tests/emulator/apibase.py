@@ -37,6 +37,8 @@ QUIRKS = {
     "contact_edit_no_lead_bump": "editing a contact leaves its lead's date_updated alone",
     "tasks_edited_during_scan": "each later /task/ page request first edits a task already read",
     "fields_list_limit": f"over {FIELDS_LIST_LIMIT} names in `_fields`: 400 List is too long",
+    "merge_deletes_moved_children": "a merge also logs `deleted` (no merge meta, same second) "
+    "for the children it moved (ids kept)",
     "limit_error_bare": "a refused _limit's 400 does not say the largest one allowed",
     "search_range_refused": "/data/search/ answers 400 to a moment_range condition",
     "search_whole_seconds": "/data/search/ refuses a fixed_utc moment with a fraction of a second",

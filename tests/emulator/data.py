@@ -644,6 +644,7 @@ class Dataset:
             self.lead_opps[destination_id] = self.lead_opps[destination_id] + moved_o
             self.lead_contacts[source_id], self.lead_opps[source_id] = [], []
             self._views.pop(source_id, None)
+            moved_a = [a for a in self.acts.items.values() if a["lead_id"] == source_id]
             self.acts.move_lead(req, source_id, destination_id, meta)
             source_name = self.leads[source_id]["display_name"]
             self.delete_lead(source_id, req, meta)
@@ -651,6 +652,7 @@ class Dataset:
             self.leads[destination_id] = self._stamp(self.leads[destination_id])
             self._views.pop(destination_id, None)
             changed, prev = _diff(dest_view, self.lead_view(destination_id))
+            at = self.clock.now()  # one moment for the request's last events
             self._event(
                 req,
                 "lead",
@@ -661,7 +663,14 @@ class Dataset:
                 data=self.lead_view(destination_id),
                 previous=prev,
                 extra_meta=meta,
+                at=at,
             )
+            if "merge_deletes_moved_children" in self.quirks:  # moved, same ids, yet "deleted"
+                moved = [("contact", i) for i in moved_c] + [("opportunity", i) for i in moved_o]
+                moved += [(self.acts.event_type_of(a), a["id"]) for a in moved_a]
+                for object_type, object_id in moved:
+                    self._event(req, object_type, object_id, source_id, "deleted", changed=[],
+                                data=None, previous=None, at=at)
 
     # --- activities and tasks -----------------------------------------------------------------
 
