@@ -11,6 +11,7 @@ from typing import Any
 from . import generate as g
 from .activities import STREAMS as ACTIVITY_STREAMS
 from .activities import ActivityStore
+from .documented import fill_documented
 from .objects import STREAMS as OBJECT_STREAMS
 from .objects import ObjectStore
 from .timeutil import Clock, fmt_aware, fmt_naive
@@ -70,6 +71,8 @@ class Dataset:
         self._generate_leads(rng, n_leads)
         self.acts = ActivityStore(self, seed)
         self.objects = ObjectStore(self, seed)
+        fill_documented(self)
+        self._views.clear()  # lead views built so far lack those fields
 
     # --- generation ---------------------------------------------------------------------------
 
