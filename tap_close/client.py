@@ -443,10 +443,9 @@ class CloseClient:
                     params, json = fields.shorter(params, json, level)
                     url = self.url(path, params)
                     override = reading and len(url) > self.url_limit
-                    logger.warning("%s %s: Close refused the _fields list (%s); asking %s for "
-                                   "the rest of the run", method, path, redact(_error_text(
-                                       response)), "with `custom`" if level == 1 and
-                                   fields.has_fields(params, json) else "without _fields")
+                    how = "with `custom`" if fields.has_fields(params, json) else "without _fields"
+                    logger.warning("%s %s: Close refused the _fields list (%s); asking %s from "
+                                   "now on", method, path, redact(_error_text(response)), how)
                     continue
                 elif status in RETRY_STATUSES and (read or status == 503):
                     problem = f"HTTP {status}"  # POSTs only on 503, as Close's own client

@@ -34,12 +34,12 @@ def test_search_dates_in_whole_seconds(quirks: tuple[str, ...]) -> None:
         assert "/data/search/ refused" not in runs[0].stderr + runs[1].stderr
 
 
-@pytest.mark.parametrize("refusal", ["none", "range_400", "plan_402"])
+@pytest.mark.parametrize("refusal", ["range_400", "plan_402"])  # accepted: the test above
 def test_refused_search_falls_back_and_says_why(refusal: str) -> None:
     """Item 5: a 400 (our query refused) falls back with one WARNING carrying Close's message;
     402/403 (no search on this plan or credential) falls back quietly (INFO)."""
     kwargs: dict = {"range_400": {"quirks": ["search_range_refused"]},
-                    "plan_402": {"plan_limited": ["data"]}}.get(refusal, {})
+                    "plan_402": {"plan_limited": ["data"]}}[refusal]
     with CloseEmulator(seed=23, n_leads=12, event_history=20, **kwargs) as emu:
         found, runs = full_and_incremental(emu)
         assert found == [{}, {}]
