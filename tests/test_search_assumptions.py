@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import api_key_config
 from tests.emulator import CloseEmulator
+from tests.harness import run_tap
 from tests.test_field_values import full_and_incremental
+from tests.test_real_api import bulk_update
 
 SEARCH = "/api/v1/data/search/"
 
@@ -100,3 +103,21 @@ def test_custom_object_changes_whatever_their_event_spelling(quirks: tuple[str, 
         assert found == [{}, {}]
         changed = [r for r in runs[1].records["custom_objects"]]
         assert changed and len(changed) < len(runs[0].records["custom_objects"])
+
+
+@pytest.mark.parametrize("quirks", [(), ("search_whole_seconds",)], ids=name)
+def test_a_whole_sequence_inside_one_second(quirks: tuple[str, ...]) -> None:
+    """Item 4's edge: 40 leads updated within one second, 15 results per cursor sequence.
+    Whole-second bounds cannot go past them; the tap then names the exact instant. Accepted:
+    every lead arrives; refused: the run stops with one line saying why (nothing skipped)."""
+    with CloseEmulator(seed=18, n_leads=30, max_limit={"lead": 5, "custom_object": 5},
+                       search_cap=15, quirks=quirks) as emu:
+        first = run_tap(api_key_config(emu)).assert_ok()
+        bulk = bulk_update(emu, 40)
+        second = run_tap(api_key_config(emu), state=first.state)
+        if quirks:
+            errors = [line for line in second.stderr.splitlines() if "ERROR" in line]
+            assert second.returncode == 1 and "Traceback" not in second.stderr
+            assert len(errors) == 1 and "stopping rather than skipping" in errors[0]
+        else:
+            assert second.assert_ok().ids("leads") == bulk

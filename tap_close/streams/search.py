@@ -96,6 +96,11 @@ def search_range(
             limit = math.ceil(limit / 2)
             continue
         except CloseAPIError as exc:
+            if exc.status == 400 and exact and not new:
+                raise CloseAPIError(
+                    f"/data/search/: a whole result sequence of {object_type} objects has "
+                    f"{key} in the second of {lower}, and Close refused the exact instant to "
+                    f"go on from ({exc}); stopping rather than skipping any", 400) from None
             if exc.status != 400 or "cursor" not in str(exc).lower():
                 raise
             if not new:
