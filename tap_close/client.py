@@ -32,7 +32,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from tap_close import parallel
+from tap_close import fields, parallel
 from tap_close.auth import AuthError, CloseOAuth, redact
 from tap_close.clock import ServerClock
 from tap_close.errors import (
@@ -321,6 +321,7 @@ class CloseClient:
         self._adapter = self.session.get_adapter(self.api_url)
         self.url_limit = MAX_URL  # lowered when Close refuses a shorter URL
         self.page_caps: dict[str, int] = {}  # path -> a `_limit` Close accepted after refusing
+        self.short_fields: dict[str, int] = {}  # endpoint -> `fields.shorter` level to send
         self._basic = ""  # the Basic Authorization header, once computed
         parts = urlsplit(self.api_url)
         self.host = f"{parts.hostname}{f':{parts.port}' if parts.port else ''}"
@@ -399,6 +400,9 @@ class CloseClient:
         reading = method == "GET"
         read = reading if read is None else read
         group = endpoint_group(method, path)
+        endpoint = fields.template(path)
+        if self.short_fields.get(endpoint):  # a long `_fields` list was refused here before
+            params, json = fields.shorter(params, json, self.short_fields[endpoint])
         url = self.url(path, params)
         override = reading and len(url) > self.url_limit
         waits = backoff.expo(base=2, factor=0.5, max_value=30)
@@ -472,6 +476,16 @@ class CloseClient:
                     override = len(url) > self.url_limit
                     logger.warning("GET %s: the x-http-method-override form was refused (HTTP "
                                    "%d); asking again without _fields", path, status)
+                    continue
+                elif (status == 400 and fields.LIST_REFUSED.search(response.data[:2000])
+                      and fields.has_fields(params, json)):
+                    level = self.short_fields[endpoint] = self.short_fields.get(endpoint, 0) + 1
+                    params, json = fields.shorter(params, json, level)
+                    url = self.url(path, params)
+                    override = reading and len(url) > self.url_limit
+                    how = "with `custom`" if fields.has_fields(params, json) else "without _fields"
+                    logger.warning("%s %s: Close refused the _fields list (%s); asking %s from "
+                                   "now on", method, path, redact(_error_text(response)), how)
                     continue
                 elif status in RETRY_STATUSES and (read or status == 503):
                     problem = f"HTTP {status}"  # POSTs only on 503, as Close's own client

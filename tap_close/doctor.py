@@ -147,9 +147,11 @@ class Doctor:
         with_payload = [e for e in old if e.get("data") or e.get("previous_data")]
         self.report["event_payloads_after_1h"] = (
             None if not old else bool(with_payload))  # False: not an admin credential
-        spellings = sorted({str(e.get("object_type")) for e in events + old
-                            if str(e.get("object_id") or "").startswith("acti_")})
-        self.report["activity_event_object_types"] = spellings
+        def spellings(prefix: str) -> list[str]:
+            return sorted({str(e.get("object_type")) for e in events + old
+                           if str(e.get("object_id") or "").startswith(prefix)})
+        self.report["activity_event_object_types"] = spellings("acti_")
+        self.report["custom_object_event_object_types"] = spellings("custobj_")
 
     def cursor_bound(self, events: list[dict]) -> None:
         """Does a cursor keep date_updated__gte? Bound at the 2nd newest event, page by 1."""
@@ -182,9 +184,11 @@ class Doctor:
             "_order_by": "date_created", "_limit": 5, "_fields": "id,date_created"})
         parsed = [parse_ts(a.get("date_created")) for a in (body or {}).get("data") or []]
         dates = [d for d in parsed if d is not None]
-        verdict: bool | None = None
+        verdict: bool | str | None = None
         if status == 200 and len(set(dates)) > 1:
             verdict = dates == sorted(dates)
+        elif status == 400:
+            verdict = f"refused: {_said(body)}"
         self.report["activity_type_order_by_honoured"] = verdict
 
     def url_limit(self) -> None:
@@ -194,19 +198,26 @@ class Doctor:
             base = f"{self.api_url}/lead/?_limit=1&_fields=id"
             padding = ",".join(f"x{i:04d}" for i in range(max(0, size - len(base)) // 6 + 1))
             fields = ("id," + padding)[: max(2, size - len(base) + 2)]
-            status, _ = self.call("GET", "/lead/", {"_limit": 1, "_fields": fields})
+            status, body = self.call("GET", "/lead/", {"_limit": 1, "_fields": fields})
             if status != 200:
+                self.report["long_fields_refusal"] = f"HTTP {status}: {_said(body)}"
                 break
             largest = size
         self.report["largest_url_accepted"] = largest
 
     def searches(self) -> None:
-        results = {}
+        """A date-bounded search per object type, as the tap sends it, and Close's answer."""
+        now = dt.datetime.now(dt.timezone.utc)
+        results, answers = {}, {}
         for object_type in ("lead", "custom_object"):
-            body = search_body(object_type, "date_updated", None, None, fields=["id"], limit=1)
-            status, _ = self.call("POST", "/data/search/", body=body)
+            body = search_body(object_type, "date_updated", now - dt.timedelta(days=1), now,
+                               fields=["id"], limit=1)
+            status, reply = self.call("POST", "/data/search/", body=body)
             results[object_type] = status
+            answers[object_type] = f"HTTP {status}" + ("" if status == 200 else
+                                                       f": {_said(reply)}")
         self.report["search_status"] = results
+        self.report["search_answer"] = answers
 
     def denied_endpoints(self) -> None:
         refused = {}
@@ -219,6 +230,12 @@ class Doctor:
         if self.report.get("event_log", {}).get("status") in (402, 403):
             refused["/event/"] = self.report["event_log"]["status"]
         self.report["refused_endpoints"] = refused
+
+
+def _said(body: Any) -> str:
+    """Close's error text from a reply body (short, no secrets)."""
+    text = body.get("error") or body if isinstance(body, dict) else body
+    return redact(str(text))[:200]
 
 
 def _yes(value: Any) -> str:
@@ -239,8 +256,11 @@ def table(report: dict[str, Any]) -> str:
         ("event cursor keeps date_updated bound", _yes(report.get("event_cursor_keeps_bound"))),
         ("/activity/call/ honours _order_by", _yes(report.get("activity_type_order_by_honoured"))),
         ("largest GET URL accepted (bytes)", str(report["largest_url_accepted"])),
-        ("/data/search/ leads", f"HTTP {report['search_status']['lead']}"),
-        ("/data/search/ custom objects", f"HTTP {report['search_status']['custom_object']}"),
+        ("custom object event object_type spellings",
+         ", ".join(report.get("custom_object_event_object_types") or []) or "none seen"),
+        ("long _fields refused", report.get("long_fields_refusal") or "no"),
+        ("/data/search/ leads (date range)", report["search_answer"]["lead"]),
+        ("/data/search/ custom objects (date range)", report["search_answer"]["custom_object"]),
         ("refused endpoints (403/402)",
          ", ".join(f"{p} {s}" for p, s in report["refused_endpoints"].items()) or "none"),
     ]

@@ -68,6 +68,8 @@ LISTED_FIELDS = {
     "activity": "/custom_field/activity/",
     "custom_object": "/custom_field/custom_object_type/",
 }
+#: ... plus the shared fields associated with one of their types (`associations`).
+SHARED_ASSOCIATION = {"activity": "custom_activity_type", "custom_object": "custom_object_type"}
 
 
 class ConfigError(Exception):
@@ -399,13 +401,26 @@ class TapClose(TapHooks):
     def _read_custom_fields(self, object_type: str) -> list[dict]:
         try:
             if object_type in LISTED_FIELDS:  # the fields of every type of that object
-                body = {"fields": self.listing(LISTED_FIELDS[object_type], 1000)}
+                body = {"fields": self.listing(LISTED_FIELDS[object_type], 1000)
+                        + self._shared_fields(SHARED_ASSOCIATION[object_type])}
             else:
                 body = self.client.get(id_path("/custom_field_schema/", object_type))
         except AccessDeniedError as exc:
             self.logger.warning("Custom fields of %s unavailable: %s", object_type, exc)
             body = {}
         return [f for f in body.get("fields") or [] if isinstance(f, dict)]
+
+    def _shared_fields(self, association: str) -> list[dict]:
+        """Shared custom fields associated with some type of an object (`custom_object_type`,
+        `custom_activity_type`): their values come on the instances as `custom.cf_...`."""
+        try:
+            fields = self.listing("/custom_field/shared/")
+        except AccessDeniedError as exc:
+            self.logger.warning("Shared custom fields unavailable: %s", exc)
+            return []
+        return [f for f in fields if isinstance(f, dict) and any(
+            isinstance(a, dict) and a.get("object_type") == association
+            for a in f.get("associations") or [])]
 
     def _custom_fields_page(self, object_type: str) -> list[list[dict]]:
         return [self.custom_field_definitions(object_type)]

@@ -66,3 +66,25 @@ def test_doctor_without_event_log_and_with_a_bad_key(tmp_path: Path) -> None:
         assert bad.returncode == 1 and [line[:6] for line in lines] == ["WARNIN", "ERROR "]
         assert "Traceback" not in bad.stderr and "not a Close host" in lines[0]
         assert_no_secrets(bad.stdout + bad.stderr, ["api_wrong_0123456789"])
+
+
+@pytest.mark.parametrize("switched", [False, True])
+def test_doctor_reports_search_and_list_refusals(switched: bool, tmp_path: Path) -> None:
+    """Issue 20 items 3-7 as observed: Close's answer to a date-bounded search, a refused
+    `_order_by` on a per-type list, a refused long `_fields`, custom-object event spellings."""
+    quirks = ["search_whole_seconds", "search_range_refused", "activity_order_by_refused",
+              "custom_object_event_type_other"]
+    with CloseEmulator(seed=3, n_leads=20, event_history=100, max_url_bytes=1200,
+                       url_limit_status=400, quirks=quirks if switched else ()) as emu:
+        emu.delete_object("custom_objects", sorted(emu.truth("custom_objects"))[0])
+        report = json.loads(doctor(api_key_config(emu), tmp_path, "--json").stdout)
+        answer = report["search_answer"]
+        if switched:
+            assert answer["lead"] == "HTTP 400: Invalid filter: unsupported moment_range value"
+            assert report["activity_type_order_by_honoured"].startswith("refused: Unknown")
+        else:
+            assert answer == {"lead": "HTTP 200", "custom_object": "HTTP 200"}
+        assert report["long_fields_refusal"].startswith("HTTP 400")
+        assert report["custom_object_event_object_types"] == (
+            ["custom_object_instance"] if switched else ["custom_object"])
+        assert "/data/search/ leads (date range)" in doctor(api_key_config(emu), tmp_path).stdout

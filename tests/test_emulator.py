@@ -505,14 +505,17 @@ def test_custom_activity_types_and_fields(emu: CloseEmulator) -> None:
         assert get(emu, f"/custom_activity/{t['id']}/").json() == t
         schema = get(emu, f"/custom_field_schema/activity/{t['id']}/").json()
         assert schema["object_type"] == "activity" and schema["name"] == t["name"]
-        assert [f["id"] for f in schema["fields"]] == [f["id"] for f in t["fields"]]
+        shared = [f["id"] for f in emu.records("shared_custom_fields") if any(
+            a.get("custom_activity_type_id") == t["id"] for a in f["associations"])]
+        assert [f["id"] for f in schema["fields"]] == [f["id"] for f in t["fields"]] + shared
     defs = get(emu, "/custom_field/activity/").json()
     assert defs["has_more"] is False
     assert {f["id"] for f in defs["data"]} == emu.truth("activity_custom_fields")
     assert all({"custom_activity_type_id", "required", "type"} <= set(f) for f in defs["data"])
     one = defs["data"][0]
     assert get(emu, f"/custom_field/activity/{one['id']}/").json() == one
-    field_ids = {f["id"] for f in defs["data"]}
+    field_ids = {f["id"] for f in defs["data"]} | {f["id"] for f in emu.records(
+        "shared_custom_fields")}  # a shared field associated with a custom activity type
     for inst in emu.records("custom_activity_instances"):
         assert inst["_type"] == "CustomActivity"
         assert inst["custom_activity_type_id"] in emu.truth("custom_activity_types")

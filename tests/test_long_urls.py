@@ -41,8 +41,8 @@ def test_url_limit_far_below_the_longest_url(tmp_path: Path) -> None:
         refused = [e for e in emu.request_log if e["status"] == 414]
         assert 1 <= len(refused) <= 3, refused  # the limit is learnt: longer URLs go as POST
         overrides = _overrides(emu)
-        assert {"/api/v1/lead/", "/api/v1/opportunity/", "/api/v1/activity/meeting/"} \
-            <= overrides.keys()
+        assert {"/api/v1/opportunity/", "/api/v1/activity/meeting/"} <= overrides.keys()
+        assert_lead_shorthand(emu)  # leads name `custom`, not each field: short URLs
 
         leads = sorted(emu.truth("leads"))
         emu.update_lead(leads[0])
@@ -69,7 +69,16 @@ def test_urls_over_2000_bytes_are_never_sent(tmp_path: Path) -> None:
         # no read refused (a search POST may meet a 400 for its `_limit`, and halve it)
         assert not [e for e in emu.request_log
                     if e["status"] == 400 and (e["method"] == "GET" or e["override"])]
-        assert {"/api/v1/lead/", "/api/v1/opportunity/"} <= _overrides(emu).keys()
+        assert "/api/v1/opportunity/" in _overrides(emu)
+        assert_lead_shorthand(emu)
+
+
+def assert_lead_shorthand(emu: CloseEmulator) -> None:
+    """Every lead custom field selected: `_fields` says `custom` (Close: all custom fields)."""
+    lead_reads = [e for e in emu.request_log if e["path"] == "/api/v1/lead/"
+                  and "," in e["params"].get("_fields", "")]
+    assert lead_reads and all("custom" in e["params"]["_fields"].split(",")
+                              and "custom." not in e["params"]["_fields"] for e in lead_reads)
 
 
 @pytest.mark.parametrize("limit", [900, None])
@@ -82,7 +91,7 @@ def test_without_the_override_form_fields_are_dropped(tmp_path: Path, limit: int
         for stream in ("leads", "contacts", "opportunities", "meeting_activities"):
             assert run.ids(stream) == emu.truth(stream), stream
         assert "asking again without _fields" in run.stderr
-        lead_reads = [e for e in emu.request_log if e["path"] == "/api/v1/lead/"]
-        assert any(e["status"] == 200 and "_fields" not in e["params"] for e in lead_reads)
-        assert all(len(e["params"].get("_fields", "")) < 900 for e in lead_reads
+        reads = [e for e in emu.request_log if e["path"] == "/api/v1/opportunity/"]
+        assert any(e["status"] == 200 and "_fields" not in e["params"] for e in reads)
+        assert all(len(e["params"].get("_fields", "")) < 900 for e in reads
                    if e["status"] == 200)

@@ -61,6 +61,15 @@ CONNECTED_ACCOUNT: JSONDict = th.PropertiesList(
     _array("synced_calendars", th.StringType),
     th.Property("smtp", MAIL_SERVER),
     th.Property("imap", MAIL_SERVER),
+    # The rest of the documented default `_fields` (OpenAPI); shapes not documented but flags,
+    # states and dates are plain.
+    *_strings("calendar_receive_status", "email_receive_status", "receive_status"),
+    *_strings("send_status", "zoom_account_plan"),
+    *_booleans("has_meeting_creation_scopes", "is_imap_archive_sync_enabled"),
+    *_booleans("sync_all_calendars"),
+    *_datetimes("date_created", "lead_suggestions_updated_at"),
+    *_undocumented("available_calendars", "available_features", "enabled_features", "calendly"),
+    *_undocumented("default_identity", "latest_receive_error", "latest_send_error"),
 ).to_dict()
 
 DIALER: JSONDict = th.PropertiesList(  # dialer sessions; dates come naive (UTC)

@@ -163,6 +163,7 @@ class ActivityStream(EventReplay, Lookback):
 
     def _read_window(self, lower: dt.datetime, upper: dt.datetime | None) -> Iterator[KeyPage]:
         params = {**self.base_params(None), **sorted_range("date_created", lower, upper)}
+        del params["_order_by"]  # documented on /activity/ only; any order works here
         previous: set[str] = set()  # ids of the page before: the overlap's repeats
         for page in self.client.raw_pages(self.path, params, page_size=self.page_size,
                                           key=self.replication_key, overlap=OVERLAP):

@@ -14,7 +14,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL, MetadataMapping
 
-from tap_close import parallel
+from tap_close import fields, parallel
 from tap_close.client import CloseClient, KeyPage, key_page_decoder
 from tap_close.errors import AccessDeniedError, CloseAPIError
 from tap_close.ratelimit import endpoint_group
@@ -184,7 +184,10 @@ class CloseStream(StreamHooks):
     def base_params(self, context: Context | None) -> dict[str, Any]:
         params: dict[str, Any] = dict(self.list_params)
         if self.use_fields_param:
-            params["_fields"] = ",".join(self.selected_fields())
+            names = self.selected_fields()
+            if self.custom_object == "lead":  # `custom` = all custom fields (leads' docs)
+                names = fields.all_custom(names, self.schema["properties"])
+            params["_fields"] = ",".join(names)
         return params
 
     @property

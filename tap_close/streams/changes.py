@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from tap_close.client import CloseClient
 from tap_close.errors import AccessDeniedError, CloseAPIError
 from tap_close.sdk_compat import write_state
+from tap_close.streams import merges
 from tap_close.streams.base import UTC, CloseStream, Deferred, format_ts, parse_ts
 from tap_close.streams.eventlog import EventWindows, event_key
 
@@ -214,6 +215,7 @@ class EventReplay(_Base):
 
     def _changes(self, events: list[dict], seen: set[str]) -> Iterator[tuple[dict, dict]]:
         done: set[str] = set()
+        marks = merges.merge_marks(events)
         for event in events:
             if event_key(event) in seen or not self.owns(event):
                 continue
@@ -226,7 +228,8 @@ class EventReplay(_Base):
             if action in ("deleted", "merged") and self._tap.config.get("track_deletes", True):
                 if oid and oid not in done:
                     done.add(oid)
-                    yield event, self.tombstone(event, oid)
+                    kept = merges.still_there(self, event, marks)
+                    yield event, self.tombstone(event, oid) if kept is None else kept
             elif oid and self.refreshes(event):
                 row = self.refreshed(event)
                 if row is not None:

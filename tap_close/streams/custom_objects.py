@@ -10,7 +10,7 @@ from tap_close import parallel, schemas
 from tap_close.client import id_path
 from tap_close.parallel import chunked
 from tap_close.streams.base import CloseStream, IncrementalStream, parse_ts
-from tap_close.streams.changes import RETENTION, EventReplay
+from tap_close.streams.changes import RETENTION, SETTLE, EventReplay
 from tap_close.streams.search import search_or_else, search_range
 from tap_close.streams.simple import list_stream
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 SharedCustomFieldsStream = list_stream("shared_custom_fields", "/custom_field/shared/",
                                        schemas.SHARED_CUSTOM_FIELD,
-                                       events=("custom_fields.shared",))
+                                       events=("custom_fields.shared",), shared=True)
 CustomObjectTypesStream = list_stream("custom_object_types", "/custom_object_type/",
                                       schemas.CUSTOM_OBJECT_TYPE, events=("custom_object_type",))
 CustomObjectCustomFieldsStream = list_stream(
@@ -37,8 +37,10 @@ class CustomObjectsStream(EventReplay, CloseStream):
     The first run (or one after more than 30 days, or without the event log) lists them
     through `/data/search/` (sorted by date_updated, cursor-paged past the 10,000 cap); if
     search is refused, it asks each lead (concurrently). Nothing is listed when the org has
-    no custom object types. Later runs read only the event log: `created`/`updated` custom
-    objects are fetched by id, deletes tombstoned.
+    no custom object types. Later runs search `date_updated` since the last run (less the
+    event log's settle time), and the event log gives the deletes: no document names the
+    `object_type` of custom-object events, so they are routed by the `custobj_` id prefix
+    too. If that search is refused, `created`/`updated` events are fetched by id instead.
     """
 
     name = "custom_objects"
@@ -46,8 +48,10 @@ class CustomObjectsStream(EventReplay, CloseStream):
     static_schema = schemas.CUSTOM_OBJECT
     custom_object = "custom_object"
     event_object_types = ("custom_object",)
-    replay_updates = True
+    id_prefixes = ("custobj_",)
+    replay_updates = True  # only when the changes cannot be searched (`_from_events`)
     replay_creates = True
+    _from_events = False
     #: Incremental through the event log (after the first run only changes are sent, so no
     #: ACTIVATE_VERSION); the `date_updated` bookmark is informational (rows are unsorted).
     replication_key = "date_updated"
@@ -64,14 +68,33 @@ class CustomObjectsStream(EventReplay, CloseStream):
         return since is None or since < self._tap.run_started - RETENTION
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
-        if self._needs_full_listing(context) and self._has_types():
-            yield from self._listing()
+        if self._needs_full_listing(context):
+            if self._has_types():
+                yield from self._listing()
+        else:
+            yield from self._changes_since(context)
         yield from self.replay(context)
+
+    def refreshes(self, event: dict) -> bool:
+        return self._from_events and super().refreshes(event)
 
     def _listing(self) -> Iterator[Any]:
         pages = search_range(self.client, "custom_object", self.selected_fields(), None, None)
         yield from search_or_else(pages, self._per_lead, self.logger,
                                   "custom_objects: listing them lead by lead")
+
+    def _changes_since(self, context: Context | None) -> Iterator[Any]:
+        """Custom objects with date_updated since the last run began (less SETTLE)."""
+        since = parse_ts((self.previous_position(context) or {}).get("since"))
+        assert since is not None  # else `_needs_full_listing`
+        pages = search_range(self.client, "custom_object", self.selected_fields(),
+                             since - SETTLE, None)
+        yield from search_or_else(pages, self._use_events, self.logger,
+                                  "custom_objects: created/updated events read by id")
+
+    def _use_events(self) -> list[Any]:
+        self._from_events = True
+        return []
 
     def _per_lead(self) -> Iterator[Any]:
         leads = self._tap.streams["leads"]

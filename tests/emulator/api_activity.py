@@ -73,6 +73,8 @@ class ActivityRoutes(ApiBase):
                 items = [a for a in items if a.get(key) == params[key]]
         items = self._date_filters(items, params, ACTIVITY_ORDER)
         order = params.get("_order_by")
+        if kind and order and "activity_order_by_refused" in self.data.quirks:
+            raise ApiError(400, "Unknown parameter: _order_by")
         if kind and "activity_order_ignored" in self.data.quirks:
             order = None  # per-type lists: newest first whatever was asked
         if order:
@@ -162,7 +164,9 @@ class ActivityRoutes(ApiBase):
             "object_type": "activity",
             "name": type_obj["name"],
             "organization_id": self.data.org_id,
-            "fields": [f for f in ctx.act_fields if f["custom_activity_type_id"] == type_id],
+            "fields": [f for f in ctx.act_fields if f["custom_activity_type_id"] == type_id] + [
+                f for f in self.data.objects.kinds["shared_custom_fields"]
+                if any(a.get("custom_activity_type_id") == type_id for a in f["associations"])],
         }
 
 

@@ -19,15 +19,18 @@ from .timeutil import fmt_aware, parse_dt
 Lister = Callable[[], list[Obj]]
 
 
-def _moment(value: object) -> str:
+def _moment(value: object, whole_seconds: bool = False) -> str:
     if isinstance(value, dict):
         if value.get("type") != "fixed_utc":
             raise ApiError(400, f"Unsupported moment type {value.get('type')!r}")
         value = value.get("value")
     try:
-        return fmt_aware(parse_dt(str(value)))
+        moment = parse_dt(str(value))
     except ValueError as exc:
         raise ApiError(400, f"Invalid moment {value!r}") from exc
+    if whole_seconds and moment.microsecond:  # the `search_whole_seconds` quirk
+        raise ApiError(400, f"Invalid date value {value!r}: expected YYYY-MM-DDTHH:MM:SS+00:00")
+    return fmt_aware(moment)
 
 
 class SearchRoutes(ApiBase):
@@ -50,7 +53,9 @@ class SearchRoutes(ApiBase):
         items = self.data.visible(listers[object_type]())
         for part in parts or []:
             if isinstance(part, dict) and part.get("type") == "field_condition":
-                items = self._condition(items, part)
+                if "search_range_refused" in self.data.quirks:
+                    raise ApiError(400, "Invalid filter: unsupported moment_range value")
+                items = self._condition(items, part, "search_whole_seconds" in self.data.quirks)
             elif not isinstance(part, dict) or part.get("type") != "object_type":
                 raise ApiError(400, f"Unsupported query {part!r}")
         for sort in reversed(body.get("sort") or []):
@@ -60,7 +65,7 @@ class SearchRoutes(ApiBase):
         limit = self._limit(object_type, {"_limit": str(body.get("_limit") or 100)})
         start = self._cursor(body.get("cursor"))
         end = min(start + limit, len(items), self.search_cap)
-        fields = (body.get("_fields") or {}).get(object_type)
+        fields = self.check_fields((body.get("_fields") or {}).get(object_type))
         rows = [project(o, fields) for o in items[start:end]]
         more = end < min(len(items), self.search_cap)
         cursor = base64.urlsafe_b64encode(json.dumps({"at": end}).encode()).decode()
@@ -76,7 +81,7 @@ class SearchRoutes(ApiBase):
             raise ApiError(400, "Invalid cursor") from exc
 
     @staticmethod
-    def _condition(items: list[Obj], part: Obj) -> list[Obj]:
+    def _condition(items: list[Obj], part: Obj, whole_seconds: bool) -> list[Obj]:
         field, cond = part.get("field") or {}, part.get("condition") or {}
         if field.get("type") != "regular_field" or cond.get("type") != "moment_range":
             raise ApiError(400, "Only moment_range conditions on regular fields are emulated")
@@ -84,7 +89,7 @@ class SearchRoutes(ApiBase):
         ops = {"on_or_after": ">=", "gte": ">=", "after": ">", "before": "<"}
         for name, op in ops.items():
             if cond.get(name) is not None:
-                bound = _moment(cond[name])
+                bound = _moment(cond[name], whole_seconds)
                 items = [o for o in items if o.get(key) and _compare(fmt_aware(
                     parse_dt(o[key])), op, bound)]
         return items

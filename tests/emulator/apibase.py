@@ -25,15 +25,23 @@ DEFAULT_MAX_LIMIT = {
 }
 OTHER_MAX_LIMIT = 100
 DEFAULT_MAX_SKIP = 250_000
+FIELDS_LIST_LIMIT = 60  # names in one `_fields` list, under the `fields_list_limit` quirk
 DATE_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 #: Readings of behaviours Close's docs leave open (default: none = today's answers).
 QUIRKS = {
+    "activity_order_by_refused": "per-type /activity/<type>/ lists answer 400 to _order_by",
     "activity_order_ignored": "per-type /activity/<type>/ lists ignore _order_by (newest first)",
     "event_cursor_unbounded": "an /event/ cursor forgets the date_updated lower bound",
+    "custom_object_event_type_other": "custom-object events spelled `custom_object_instance`",
     "event_type_bare": "event object_type without `activity.` (`note`, not `activity.note`)",
     "contact_edit_no_lead_bump": "editing a contact leaves its lead's date_updated alone",
     "tasks_edited_during_scan": "each later /task/ page request first edits a task already read",
+    "fields_list_limit": f"over {FIELDS_LIST_LIMIT} names in `_fields`: 400 List is too long",
+    "merge_deletes_moved_children": "a merge also logs `deleted` (no merge meta, same second) "
+    "for the children it moved (ids kept)",
     "limit_error_bare": "a refused _limit's 400 does not say the largest one allowed",
+    "search_range_refused": "/data/search/ answers 400 to a moment_range condition",
+    "search_whole_seconds": "/data/search/ refuses a fixed_utc moment with a fraction of a second",
 }
 
 
@@ -182,10 +190,16 @@ class ApiBase:
             return Page([project(o, fields) for o in page], extra, cached=False)
         return Page(page, extra)
 
-    @staticmethod
-    def _fields(params: dict[str, str]) -> list[str] | None:
+    def _fields(self, params: dict[str, str]) -> list[str] | None:
         raw = params.get("_fields")
-        return [f.strip() for f in raw.split(",") if f.strip()] if raw else None
+        return self.check_fields([f.strip() for f in raw.split(",") if f.strip()] if raw
+                                 else None)
+
+    def check_fields(self, fields: list[str] | None) -> list[str] | None:
+        """The `fields_list_limit` quirk: more than FIELDS_LIST_LIMIT names are refused."""
+        if fields and len(fields) > FIELDS_LIST_LIMIT and "fields_list_limit" in self.data.quirks:
+            raise ApiError(400, "_fields: List is too long.")
+        return fields
 
     @staticmethod
     def _bound(name: str, value: str, naive: bool = False) -> str:

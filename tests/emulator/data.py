@@ -11,6 +11,7 @@ from typing import Any
 from . import generate as g
 from .activities import STREAMS as ACTIVITY_STREAMS
 from .activities import ActivityStore
+from .documented import fill_documented
 from .lag import visible
 from .objects import STREAMS as OBJECT_STREAMS
 from .objects import ObjectStore
@@ -75,6 +76,8 @@ class Dataset:
         self._generate_leads(rng, n_leads)
         self.acts = ActivityStore(self, seed)
         self.objects = ObjectStore(self, seed)
+        fill_documented(self)
+        self._views.clear()  # lead views built so far lack those fields
 
     # --- generation ---------------------------------------------------------------------------
 
@@ -663,6 +666,7 @@ class Dataset:
             self.lead_opps[destination_id] = self.lead_opps[destination_id] + moved_o
             self.lead_contacts[source_id], self.lead_opps[source_id] = [], []
             self._views.pop(source_id, None)
+            moved_a = [a for a in self.acts.items.values() if a["lead_id"] == source_id]
             self.acts.move_lead(req, source_id, destination_id, meta)
             source_name = self.leads[source_id]["display_name"]
             self.delete_lead(source_id, req, meta)
@@ -670,6 +674,7 @@ class Dataset:
             self.leads[destination_id] = self._stamp(self.leads[destination_id])
             self._views.pop(destination_id, None)
             changed, prev = _diff(dest_view, self.lead_view(destination_id))
+            at = self.clock.now()  # one moment for the request's last events
             self._event(
                 req,
                 "lead",
@@ -680,7 +685,14 @@ class Dataset:
                 data=self.lead_view(destination_id),
                 previous=prev,
                 extra_meta=meta,
+                at=at,
             )
+            if "merge_deletes_moved_children" in self.quirks:  # moved, same ids, yet "deleted"
+                moved = [("contact", i) for i in moved_c] + [("opportunity", i) for i in moved_o]
+                moved += [(self.acts.event_type_of(a), a["id"]) for a in moved_a]
+                for object_type, object_id in moved:
+                    self._event(req, object_type, object_id, source_id, "deleted", changed=[],
+                                data=None, previous=None, at=at)
 
     # --- activities and tasks -----------------------------------------------------------------
 
@@ -717,6 +729,14 @@ class Dataset:
     def delete_object(self, kind: str, obj_id: str) -> None:
         with self.lock:
             self.objects.delete_object(kind, obj_id)
+
+    def add_custom_object(self, lead_id: str) -> str:
+        with self.lock:
+            return self.objects.add_custom_object(lead_id)
+
+    def update_custom_object(self, obj_id: str) -> None:
+        with self.lock:
+            self.objects.update_custom_object(obj_id)
 
     def seed_event_grid(self, seconds: int, ties: int, newest: timedelta) -> list[str]:
         """`ties` events at each whole second of the `seconds` before now - `newest`: every

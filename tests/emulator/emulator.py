@@ -281,6 +281,12 @@ class CloseEmulator:
         or event object_type. Unsubscribed emails are keyed by the email."""
         self.data.delete_object(kind, obj_id)
 
+    def add_custom_object(self, lead_id: str) -> str:
+        return self.data.add_custom_object(lead_id)
+
+    def update_custom_object(self, obj_id: str) -> None:
+        self.data.update_custom_object(obj_id)
+
     # --- bad data -----------------------------------------------------------------------------
 
     def tamper(

@@ -36,6 +36,36 @@ def _dates(rng: random.Random, naive: bool = False) -> Obj:
     return {"date_created": fmt(created), "date_updated": fmt(g.rand_after(rng, created, 90))}
 
 
+def _account_state(account: Obj) -> Obj:
+    """The rest of a connected account's documented default fields (own random stream: the
+    rest of the dataset is unchanged)."""
+    rng = random.Random(account["id"])
+    ident = (account["identities"] or [{"email": account.get("email"), "name": None}])[0]
+    created = g.rand_dt(rng, START, END)
+    calendars = [{"id": ident["email"], "name": "Main", "primary": True}]
+    return {
+        "email": account.get("email"), "smtp": None, "imap": None,
+        "synced_calendars": account.get("synced_calendars"),
+        "available_calendars": calendars if account["_type"] != "zoom" else [],
+        "available_features": ["email", "calendar"],
+        "enabled_features": rng.choice([["email"], ["email", "calendar"], []]),
+        "calendar_receive_status": rng.choice(["ok", "error", None]),
+        "email_receive_status": rng.choice(["ok", "syncing"]),
+        "receive_status": rng.choice(["ok", "error"]),
+        "send_status": rng.choice(["ok", "error"]),
+        "calendly": None,
+        "date_created": fmt_aware(created),
+        "default_identity": ident,
+        "has_meeting_creation_scopes": rng.random() < 0.5,
+        "is_imap_archive_sync_enabled": rng.random() < 0.5,
+        "latest_receive_error": rng.choice([None, {"code": "auth", "message": "Token expired"}]),
+        "latest_send_error": rng.choice([None, "SMTP 535 authentication failed"]),
+        "lead_suggestions_updated_at": fmt_aware(g.rand_after(rng, created, 30)),
+        "sync_all_calendars": rng.random() < 0.5,
+        "zoom_account_plan": "pro" if account["_type"] == "zoom" else None,
+    }
+
+
 def _by(org: Org, rng: random.Random, suffix: str = "") -> Obj:
     uid = rng.choice(org.users)["id"]
     return {f"created_by{suffix}": uid, f"updated_by{suffix}": uid}
@@ -300,6 +330,8 @@ def make_all(rng: random.Random, org: Org) -> dict[str, list[Obj]]:
             "identities": [],
         }
     )
+    for account in out["connected_accounts"]:
+        account.update(_account_state(account))
     out["dialers"] = [
         {
             "id": g.rand_id(rng, "dial_", 22),
@@ -478,6 +510,25 @@ def _shared_field(
         **_dates(rng),
         **_by(org, rng),
     }
+
+
+def share_field(rng: random.Random, org: Org, kinds: dict[str, list[Obj]],
+                activity_types: list[Obj]) -> None:
+    """A shared field associated with a custom activity type and a custom object type (as in
+    Close's example), with its values set on their instances as `custom.cf_...`."""
+    act_type, co_type = activity_types[0], kinds["custom_object_types"][0]
+    cf = _shared_field(rng, org, "Priority Tier", "choices", ["Gold", "Silver"])
+    cf["associations"] = [
+        {"object_type": "custom_activity_type", "custom_activity_type_id": act_type["id"],
+         "editable_with_roles": [], "required": False},
+        {"object_type": "custom_object_type", "custom_object_type_id": co_type["id"],
+         "editable_with_roles": [], "required": False},
+    ]
+    kinds["shared_custom_fields"].append(cf)
+    for obj in [*org.activities, *kinds["custom_objects"]]:
+        if act_type["id"] == obj.get("custom_activity_type_id") or (
+                co_type["id"] == obj.get("custom_object_type_id")):
+            obj["custom." + cf["id"]] = rng.choice(cf["choices"])
 
 
 def _cotypes(rng: random.Random, org: Org) -> tuple[list[Obj], list[Obj]]:
