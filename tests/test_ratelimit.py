@@ -51,9 +51,9 @@ def test_out_of_order_replies_do_not_overspend_the_window() -> None:
 
 def test_first_reply_tells_the_limit_before_a_burst() -> None:
     client = RateLimiter()
-    first = client.acquire("g")
+    first = client.acquire("GET /g/")
     started: list[object] = []
-    waiter = threading.Thread(target=lambda: started.append(client.acquire("g")))
+    waiter = threading.Thread(target=lambda: started.append(client.acquire("GET /g/")))
     waiter.start()
     time.sleep(0.05)
     assert not started  # one request at a time until a reply is seen
@@ -64,12 +64,12 @@ def test_first_reply_tells_the_limit_before_a_burst() -> None:
 
 def test_stale_header_never_raises_remaining() -> None:
     client = RateLimiter()
-    a = client.acquire("g")
-    client.release(a, "limit=5, remaining=4, reset=10")
-    old, new = client.acquire("g"), client.acquire("g")  # both in this window
-    client.release(new, "limit=5, remaining=1, reset=10")
-    client.release(old, "limit=5, remaining=2, reset=10")  # started earlier, replied later
-    assert client._groups["g"].remaining == 1
+    a = client.acquire("GET /g/")
+    client.release(a, "limit=5, remaining=4, reset=1")
+    old, new = client.acquire("GET /g/"), client.acquire("GET /g/")  # both in this window
+    client.release(new, "limit=5, remaining=1, reset=1")
+    client.release(old, "limit=5, remaining=2, reset=1")  # started earlier, replied later
+    assert client._groups["GET /g/*"].remaining == 1
 
 
 def test_every_activity_stream_under_a_rate_limit_wastes_no_budget(tmp_path) -> None:

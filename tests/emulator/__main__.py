@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--api-key", default="api_emulator_key")
     p.add_argument("--latency", type=float, default=0.0)
     p.add_argument("--rate-limit", type=_rate, default=None, metavar="LIMIT/SECONDS")
+    p.add_argument("--rate-groups", choices=["segment", "template"], default="segment",
+                   help="rate-limit groups: method + first path segment, or + path template")
     p.add_argument("--fault-rate", type=float, default=0.0)
     p.add_argument("--fault-seed", type=int, default=0)
     p.add_argument("--event-history", type=int, default=0, help="pre-seeded past events")
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         api_key=args.api_key,
         latency=args.latency,
         rate_limit=args.rate_limit,
+        rate_groups=args.rate_groups,
         fault_rate=args.fault_rate,
         fault_seed=args.fault_seed,
         event_history=args.event_history,
