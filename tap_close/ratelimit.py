@@ -4,7 +4,7 @@ Close groups endpoints by "URL paths and methods" and does not publish the group
 group here is its method and path template (ids removed). The templates of one family (method
 and first path segment) start on one budget, the safe guess: if Close counts them together,
 no 429. A template leaves it for a budget of its own once a header shows more calls left than
-the family's budget had before the call was sent (impossible on one counter), so if Close
+one counter allows after the calls of the window answered before it was sent, so if Close
 counts it apart little budget is wasted. The budgets of a family are shared with the other
 tap processes of the machine on the same api_url and credential (budgetfile.py), and calls are
 paced to `remaining` over the window's time left, so a budget that other jobs spend too is not
@@ -60,13 +60,14 @@ def parse_ratelimit(value: str | None) -> dict[str, float]:
 
 @dataclass
 class _Budget:
-    # Shared with the machine's other processes (the first eight fields).
+    # Shared with the machine's other processes (_SHARED).
     limit: float | None = None
     remaining: float | None = None  # calls left in this window (None: no limit known)
     reset_at: float = math.inf  # when this window surely ended (inf: not known yet)
+    open_until: float = 0.0  # till when this window surely lasts
     window: float = 0.0  # longest reset seen: the window's length
     started: float = 0.0  # when the client's current window began
-    seen: float | None = None  # the lowest `remaining` a header of this window showed
+    counted: int = 0  # replies of this window's calls (each a call the server counted)
     next_at: float = 0.0  # paced: no call starts before
     paused_until: float = 0.0
     # This process's own.
@@ -80,7 +81,7 @@ class _Budget:
         return self.own + self.others
 
 
-_SHARED = [f.name for f in fields(_Budget)][:8]
+_SHARED = [f.name for f in fields(_Budget)][:9]
 
 
 def _dump(budget: _Budget) -> dict[str, Any]:
@@ -100,13 +101,13 @@ def _load(budget: _Budget, record: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class Ticket:
-    """A started request: its endpoint group, the budget it drew on, when it started, and the
-    lowest `remaining` a header of that budget's window had shown by then."""
+    """A started request: its endpoint group, the budget it drew on, when it started, and how
+    many calls of that budget's window had been answered by then."""
 
     group: str
     key: str
     started: float
-    floor: float | None = None
+    counted: int = 0
 
 
 class RateLimiter:
@@ -207,7 +208,8 @@ class RateLimiter:
             budget = self._groups.setdefault(key, _Budget())
             now = time.monotonic()
             if now >= budget.reset_at:  # a new window (its end known from the replies)
-                budget.reset_at, budget.started, budget.seen = math.inf, now, None
+                budget.reset_at, budget.started, budget.counted = math.inf, now, 0
+                budget.open_until = 0.0
                 if budget.limit is not None:
                     budget.remaining = budget.limit - budget.inflight
             if now < budget.paused_until:
@@ -224,7 +226,7 @@ class RateLimiter:
                     budget.started + budget.window)
                 budget.next_at = now + max(0.0, ends - now) / left
             budget.own += 1
-            return Ticket(group, key, now, budget.seen)
+            return Ticket(group, key, now, budget.counted)
 
     def release(self, ticket: Ticket, header: str | None) -> None:
         info = parse_ratelimit(header)
@@ -242,34 +244,43 @@ class RateLimiter:
             if self._counts_apart(ticket, budget, info, ends):
                 self._apart.add(ticket.group)
                 own = self._groups.setdefault(ticket.group, _Budget())
-                own.limit, own.remaining, own.seen = budget.limit, left, left
+                own.limit, own.remaining, own.counted = budget.limit, left, 1
                 own.reset_at, own.window, own.started = ends, info["reset"], ticket.started
+                own.open_until = ticket.started + info["reset"]
                 own.probed = True
-                logger.info("Rate limit: %s counts apart from %s (remaining %g, %g before "
-                            "it was sent); it gets its own budget", ticket.group, ticket.key,
-                            left, ticket.floor)
+                logger.info("Rate limit: %s counts apart from %s (remaining %g of %g after "
+                            "%d calls); it gets its own budget", ticket.group, ticket.key,
+                            left, budget.limit, ticket.counted)
                 return
             budget.limit = info.get("limit", budget.limit)
             budget.window = max(budget.window, info["reset"])
-            budget.seen = left if budget.seen is None else min(budget.seen, left)
+            budget.counted += left > 0  # a 429 (remaining 0) was not counted
+            lasts = ticket.started + info["reset"]  # the server said so at or after this
             if budget.remaining is None:  # the first header
                 budget.remaining, budget.reset_at = left - budget.inflight, ends
+                budget.open_until = lasts
             elif ends > budget.reset_at + budget.window / 2 and budget.reset_at != math.inf:
                 budget.remaining, budget.reset_at = left - budget.inflight, ends  # moved on
-                budget.started, budget.seen = ticket.started, left
+                budget.started, budget.counted, budget.open_until = ticket.started, 1, lasts
             else:  # this window: only down, and the nearest sure end
                 budget.remaining = min(budget.remaining, left)
                 budget.reset_at = min(budget.reset_at, ends)
+                budget.open_until = max(budget.open_until, lasts)
 
     @staticmethod
     def _counts_apart(ticket: Ticket, budget: _Budget, info: dict[str, float],
                       ends: float) -> bool:
-        """On one counter, a call's header shows fewer calls left than any header of its
-        window before the call was sent. More left, in the same window: another counter."""
-        return (ticket.key != ticket.group and ticket.floor is not None
-                and info.get("limit", budget.limit) == budget.limit
-                and info["remaining"] > ticket.floor
-                and ends <= budget.reset_at + budget.window / 2)
+        """Whether a call answered while its budget's window surely lasts was counted by
+        another counter: on one counter, the calls of the window answered before it was sent
+        were counted before it, so `remaining` is at most limit minus them (minus the call
+        itself, or not: either reading), and the window's end is the one the budget knows."""
+        limit = info.get("limit", budget.limit)
+        now, margin = time.monotonic(), 0.02 + 0.05 * budget.window
+        if (ticket.key == ticket.group or limit != budget.limit or limit is None
+                or now + margin > budget.open_until):
+            return False
+        return (info["remaining"] + ticket.counted > limit
+                or ends > budget.reset_at + (now - ticket.started) + margin)
 
     def spare(self, group: str) -> int | None:
         """Requests the group could start now that nobody is waiting for (None: no limit)."""
