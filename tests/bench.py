@@ -8,6 +8,7 @@ Scenarios (see the README's performance section):
 5. As 1, plus the events stream over 30 days of event history: tap-close vs tap-closeio.
 6. A rate limit per group with every activity stream (one shared group): records/s, 429s.
 7. An hourly incremental run when nothing changed: its requests, by endpoint.
+8. Three concurrent processes on one organization under a rate limit, against one process.
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ def _peak_rss_kib(pid: int) -> int:
 
 def tap_close(emu: CloseEmulator, tmp: Path, streams: set[str] | None = None,
               state: dict | None = None, **cfg) -> dict:
+    return run(tap_command(emu, tmp, streams, state, **cfg))
+
+
+def tap_command(emu: CloseEmulator, tmp: Path, streams: set[str] | None = None,
+                state: dict | None = None, **cfg) -> list[str]:
     config = tmp / "close.json"
     config.write_text(json.dumps({"api_key": emu.api_key, "api_url": emu.api_url, **cfg}))
     cmd = [TAP, "--config", str(config)]
@@ -106,7 +112,7 @@ def tap_close(emu: CloseEmulator, tmp: Path, streams: set[str] | None = None,
                     md["metadata"]["selected"] = entry["tap_stream_id"] in streams
         (tmp / "catalog.json").write_text(json.dumps(catalog))
         cmd += ["--catalog", str(tmp / "catalog.json")]
-    return run(cmd)
+    return cmd
 
 
 def tap_closeio(emu: CloseEmulator, tmp: Path) -> dict:
@@ -268,6 +274,60 @@ def scenario_incremental(tmp: Path, leads: int) -> None:
     print("Requests by endpoint: " + ", ".join(f"{k} {v}" for k, v in groups.most_common()))
 
 
+#: Scenario 8's three jobs: five activity streams and one CRM stream each.
+JOBS = (
+    {"call_activities", "email_activities", "email_thread_activities", "note_activities",
+     "meeting_activities", "leads"},
+    {"sms_activities", "whatsapp_message_activities", "created_activities",
+     "lead_status_change_activities", "opportunity_status_change_activities", "opportunities"},
+    {"task_completed_activities", "lead_merge_activities", "form_submission_activities",
+     "custom_activity_instances", "tasks"},
+)
+
+
+def concurrent(emu: CloseEmulator, tmp: Path, jobs: tuple[set[str], ...],
+               machines: int = 1) -> dict:
+    """Run the jobs at once; `machines` > 1: each job with its own temp dir (no budget file
+    in common, as on separate machines). Wall time from the first start to the last exit."""
+    cmds, envs = [], []
+    for n, streams in enumerate(jobs):
+        work = tmp / f"job{n}"
+        work.mkdir(exist_ok=True)
+        cmds.append(tap_command(emu, work, streams))
+        envs.append({**os.environ, "TMPDIR": str(work if machines > 1 else tmp)})
+    before = len(emu.request_log)
+    started = time.monotonic()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+             for cmd, env in zip(cmds, envs, strict=True)]
+    codes = [p.wait() for p in procs]
+    wall = time.monotonic() - started
+    if any(codes):
+        sys.exit(f"a job failed: exit codes {codes}")
+    log = emu.request_log[before:]
+    return {"wall": wall, "requests": len(log),
+            "429": sum(1 for e in log if e["status"] == 429)}
+
+
+def scenario_concurrent(tmp: Path, leads: int, limit: int) -> None:
+    print(f"\n## 8. Three concurrent jobs on one organization, {limit} requests/s per group "
+          f"({leads} leads; five activity streams and one CRM stream each)\n")
+    print("| run | wall s | requests | 429s |")
+    print("|---|---|---|---|")
+    rows = (("one process, every stream", (set().union(*JOBS),), 1),
+            ("three processes, one machine (shared budget file)", JOBS, 1),
+            ("three processes, as on three machines (pacing only)", JOBS, 3))
+    walls = []
+    for name, jobs, machines in rows:
+        with CloseEmulator(seed=48, n_leads=leads, rate_limit=(limit, 1.0),
+                           latency=0.02) as emu:
+            res = concurrent(emu, tmp, jobs, machines)
+        walls.append(res["wall"])
+        print(f"| {name} | {res['wall']:.1f} | {res['requests']} | {res['429']} "
+              f"({res['429'] / max(res['requests'], 1):.1%}) |")
+    print(f"\nWall time, three processes on one machine / one process: "
+          f"**{walls[1] / walls[0]:.2f}x**; as on three machines: {walls[2] / walls[0]:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency-leads", type=int, default=2000)
@@ -278,7 +338,8 @@ def main() -> None:
     parser.add_argument("--event-history", type=int, default=7500)
     parser.add_argument("--activity-leads", type=int, default=4000)
     parser.add_argument("--incremental-leads", type=int, default=1000)
-    parser.add_argument("--only", choices=["1", "2", "3", "4", "5", "6", "7"])
+    parser.add_argument("--concurrent-leads", type=int, default=1000)
+    parser.add_argument("--only", choices=["1", "2", "3", "4", "5", "6", "7", "8"])
     args = parser.parse_args()
     print(f"# tap-close benchmark ({platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')})")
@@ -298,6 +359,8 @@ def main() -> None:
             scenario_activity_rate(tmp, args.activity_leads, args.rate_limit)
         if args.only in (None, "7"):
             scenario_incremental(tmp, args.incremental_leads)
+        if args.only in (None, "8"):
+            scenario_concurrent(tmp, args.concurrent_leads, args.rate_limit)
 
 
 if __name__ == "__main__":
