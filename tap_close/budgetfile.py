@@ -61,17 +61,16 @@ class BudgetFiles:
 
     @contextlib.contextmanager
     def open(self, family: str) -> Iterator[dict[str, Any]]:
-        fd = self._fd(family)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        while os.fstat(fd).st_nlink == 0:  # swept while we waited: use the new file
-            os.close(fd)
-            del self._fds[family]
-            fd = self._fd(family)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fd = self._locked(family)
+        except OSError as exc:  # e.g. the directory removed: this call is not shared
+            logger.debug("Rate-limit budget file for %s: %s", family, exc)
+            yield {}
+            return
         try:
             try:
                 state = json.loads(os.pread(fd, 1 << 20, 0) or b"{}")
-            except ValueError:  # a writer died mid-write
+            except (OSError, ValueError):  # e.g. a writer died mid-write
                 state = {}
             age = time.monotonic() - state.get("at", -1) if isinstance(state, dict) else -1
             if not 0 <= age <= STALE:
@@ -79,10 +78,23 @@ class BudgetFiles:
             yield state
             state["at"] = time.monotonic()
             raw = json.dumps(state, separators=(",", ":")).encode()
-            os.pwrite(fd, raw, 0)
-            os.ftruncate(fd, len(raw))
+            with contextlib.suppress(OSError):
+                os.pwrite(fd, raw, 0)
+                os.ftruncate(fd, len(raw))
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _locked(self, family: str) -> int:
+        """The family's file, locked; reopened if it was swept while we waited."""
+        fd = self._fd(family)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        while os.fstat(fd).st_nlink == 0:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(self._fds.pop(family))
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = self._fd(family)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
 
     def _sweep(self) -> None:
         """Remove other organizations' long-unused files (they pile up in a test run)."""

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +24,7 @@ import requests
 from tap_close import __version__
 from tap_close.auth import AuthError, redact
 from tap_close.client import query_string
-from tap_close.ratelimit import endpoint_group, parse_ratelimit
+from tap_close.ratelimit import budgets_seen, endpoint_group, parse_ratelimit
 from tap_close.streams.base import parse_ts
 from tap_close.streams.search import search_body
 from tap_close.tap import (
@@ -49,6 +50,7 @@ class Doctor:
     timeout: float = 60.0
     requests_made: int = 0
     rate_limits: dict[str, dict[str, float]] = field(default_factory=dict)
+    calls: list[tuple[str, float, float, dict[str, float]]] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
 
     def call(self, method: str, path: str, params: dict[str, Any] | None = None,
@@ -58,6 +60,7 @@ class Doctor:
             return 0, None
         self.requests_made += 1
         url = self.api_url + path + ("?" + query_string(params) if params else "")
+        sent = time.monotonic()
         try:
             reply = requests.request(method, url, json=body, auth=self.auth, timeout=self.timeout,
                                      headers={"User-Agent": f"tap-close-doctor/{__version__}",
@@ -67,6 +70,7 @@ class Doctor:
         limit = parse_ratelimit(reply.headers.get("RateLimit"))
         if limit:
             self.rate_limits[endpoint_group(method, path)] = limit
+            self.calls.append((endpoint_group(method, path), sent, time.monotonic(), limit))
         try:
             return reply.status_code, reply.json()
         except ValueError:
@@ -83,6 +87,7 @@ class Doctor:
         self.searches()
         self.denied_endpoints()
         self.report["rate_limits"] = self.rate_limits
+        self.report["rate_limit_groups"] = budgets_seen(self.calls)
         self.report["requests"] = self.requests_made
         return self.report
 
@@ -209,7 +214,9 @@ def table(report: dict[str, Any]) -> str:
          ", ".join(f"{p} {s}" for p, s in report["refused_endpoints"].items()) or "none"),
     ]
     rows += [(f"RateLimit {group}", f"limit={v.get('limit')} remaining={v.get('remaining')} "
-                                    f"reset={v.get('reset')}")
+                                    f"reset={v.get('reset')}"
+              + (f" ({report['rate_limit_groups'][group]})"
+                 if group in report.get("rate_limit_groups", {}) else ""))
              for group, v in sorted(report["rate_limits"].items())]
     rows.append(("requests made", str(report["requests"])))
     width = max(len(name) for name, _ in rows)

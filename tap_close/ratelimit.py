@@ -310,3 +310,20 @@ class RateLimiter:
             budget.paused_until = max(budget.paused_until, until)
             if budget.remaining is not None:
                 budget.remaining, budget.reset_at = 0, min(budget.reset_at, until)
+
+
+def budgets_seen(calls: list[tuple[str, float, float, dict[str, float]]]) -> dict[str, str]:
+    """What one-at-a-time calls (group, sent, answered, RateLimit) say about the groups of a
+    family: for each group, "shares <earlier group>" or "own budget", told only when it was
+    answered while an earlier group's window surely lasted (there: on one counter, fewer calls
+    left than that group's last header showed). Other jobs' calls meanwhile read as shared."""
+    told: dict[str, str] = {}
+    for i, (group, _, answered, info) in enumerate(calls):
+        for other, sent, _, seen in reversed(calls[:i]):
+            if (other == group or family(other) != family(group) or group in told
+                    or info.get("limit") != seen.get("limit") or "remaining" not in info
+                    or answered >= sent + seen.get("reset", 0)):
+                continue
+            shared = info["remaining"] < seen.get("remaining", 0)
+            told[group] = f"shares {other}" if shared else "own budget"
+    return told

@@ -3,9 +3,12 @@ arriving out of order (random latency each way), many threads on one endpoint gr
 
 from __future__ import annotations
 
+import copy
+import json
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -160,3 +163,57 @@ def test_activity_lists_counted_apart_get_a_budget_each(tmp_path) -> None:
     assert len(apart) >= len(counts) // 2, apart
     span = max(e["at"] for e in log) - min(e["at"] for e in log)
     assert len(log) / span > 1.5 * limit / window, (len(log), span)
+
+
+def _select(catalog: dict, streams: set[str]) -> dict:
+    catalog = copy.deepcopy(catalog)
+    for entry in catalog["streams"]:
+        for md in entry["metadata"]:
+            if md["breadcrumb"] == []:
+                md["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return catalog
+
+
+def test_three_processes_on_one_organization_share_its_budget(tmp_path) -> None:
+    """Three tap processes at once on one organization and key (README "Scaling out"), five
+    activity streams and one CRM stream each: through the budget file they share under the
+    temp dir they keep within Close's budget together. Every record arrives, and 429s stay
+    rare (a generous bound, 3 %; the target is 1 %; without sharing it was 23-27 %)."""
+    from tests.bench import JOBS
+    from tests.conftest import api_key_config
+    from tests.emulator import CloseEmulator
+    from tests.harness import run_tap
+    from tests.test_reliability_support import selected_catalog
+
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    with CloseEmulator(seed=48, n_leads=150, rate_limit=(10, 0.5), latency=0.01) as emu:
+        config = api_key_config(emu)
+        catalog = selected_catalog(config, tmp_path, set())
+        before = len(emu.request_log)
+        with ThreadPoolExecutor(len(JOBS)) as pool:
+            runs = list(pool.map(lambda job: run_tap(config, catalog=_select(catalog, job),
+                                                     env={"TMPDIR": str(shared)}), JOBS))
+        log = emu.request_log[before:]
+        for run, job in zip(runs, JOBS, strict=True):
+            run.assert_ok()
+            for stream in job:
+                assert run.ids(stream) == emu.truth(stream), stream
+    assert list(shared.glob("tap-close-budgets/*/GET*activity.json"))  # they met there
+    refused = sum(1 for e in log if e["status"] == 429)
+    assert refused <= 1 + len(log) * 3 // 100, (refused, len(log))
+
+
+@pytest.mark.parametrize("groups", ["segment", "template"])
+def test_doctor_reports_the_groups_it_observed(groups: str, tmp_path) -> None:
+    """`tap-close-doctor` calls `/activity/call/` and later `/activity/` in one window:
+    on one counter the second shows fewer calls left (shares), else as many (own budget)."""
+    from tests.conftest import api_key_config
+    from tests.emulator import CloseEmulator
+    from tests.test_doctor import doctor
+
+    with CloseEmulator(seed=3, rate_limit=(500, 60.0), rate_groups=groups) as emu:
+        proc = doctor(api_key_config(emu), tmp_path, "--json")
+    told = json.loads(proc.stdout)["rate_limit_groups"]
+    assert told["GET /activity/"] == (
+        "shares GET /activity/call/" if groups == "segment" else "own budget"), told
