@@ -241,6 +241,8 @@ class RateLimiter:
                     or ticket.started < budget.started):
                 return  # no header, or maybe of an earlier window
             ends, left = now + info["reset"], info["remaining"]
+            if ticket.key != ticket.group and ticket.group in self._apart:  # drawn before the split
+                return
             if self._counts_apart(ticket, budget, info, ends):
                 self._apart.add(ticket.group)
                 own = self._groups.setdefault(ticket.group, _Budget())
