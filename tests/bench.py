@@ -346,7 +346,7 @@ def main() -> None:
     parser.add_argument("--event-history", type=int, default=7500)
     parser.add_argument("--activity-leads", type=int, default=4000)
     parser.add_argument("--incremental-leads", type=int, default=1000)
-    parser.add_argument("--concurrent-leads", type=int, default=1000)
+    parser.add_argument("--concurrent-leads", type=int, default=4000)
     parser.add_argument("--only", choices=["1", "2", "3", "4", "5", "6", "7", "8"])
     args = parser.parse_args()
     print(f"# tap-close benchmark ({platform.machine()}, {os.cpu_count()} cores, "
