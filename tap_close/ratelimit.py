@@ -159,6 +159,9 @@ class RateLimiter:
         with self._files.open(fam) as state:
             now = time.monotonic()
             self._apart.update(state.get("apart", []))
+            for key, budget in self._groups.items():
+                if family(key) == fam:
+                    budget.others = 0  # unless the file says otherwise
             for key, record in state.get("budgets", {}).items():
                 budget = self._groups.setdefault(key, _Budget())
                 _load(budget, record)

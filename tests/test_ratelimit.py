@@ -6,12 +6,15 @@ from __future__ import annotations
 import copy
 import json
 import random
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tap_close.budgetfile import BudgetFiles
 from tap_close.ratelimit import RateLimiter, endpoint_group, family
 from tests.emulator.faults import RateLimiter as ServerLimiter
 from tests.emulator.faults import ratelimit_header
@@ -220,3 +223,36 @@ def test_doctor_reports_the_groups_it_observed(groups: str, tmp_path) -> None:
     told = json.loads(proc.stdout)["rate_limit_groups"]
     assert told["GET /activity/"] == (
         "shares GET /activity/call/" if groups == "segment" else "own budget"), told
+
+
+_HOLDER = """
+import fcntl, json, os, sys, time
+path = sys.argv[1]
+fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+budget = {"limit": 5, "remaining": 5, "reset_at": None, "window": 1.0,
+          "started": time.monotonic(), "inflight": {str(os.getpid()): [5, time.monotonic()]}}
+os.write(fd, json.dumps({"at": time.monotonic(), "budgets": {"GET /activity/*": budget}}).encode())
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_crashed_process_blocks_no_one(tmp_path) -> None:
+    """A process killed while it holds the family's file lock, with the whole budget in
+    flight: the kernel drops its lock and, its pid gone, its calls stop counting."""
+    files = BudgetFiles(tmp_path / "budgets")
+    path = str(files._path("GET /activity/*"))
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, path], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    finally:
+        holder.kill()
+        holder.wait()
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(
+        RateLimiter(files).acquire("GET /activity/call/")), daemon=True)
+    waiter.start()
+    waiter.join(timeout=10)
+    assert got, "blocked by a dead process"
