@@ -4,7 +4,7 @@ One small JSON file per endpoint family (method + first path segment) in a direc
 temp dir named by a hash of api_url and the credential's fingerprint (never the secret). Each
 read-modify-write holds an exclusive `flock`, which the kernel drops when a process dies, so a
 crashed process never blocks the others; its calls in flight stop counting once its pid is
-gone. A file nobody wrote for a minute is stale (Close's windows are seconds) and starts anew.
+gone. A file nobody wrote for 10 s is stale (Close's windows are seconds) and starts anew.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ except ImportError:  # not POSIX: every process keeps its own budget
 
 logger = logging.getLogger("tap_close.ratelimit")
 
-STALE = 60.0  # seconds: a file older than this holds no window still open
+STALE = 10.0  # seconds: a file older than this holds no window still open
 SWEEP = 3600.0  # files untouched this long are removed (under their lock)
 
 
