@@ -6,7 +6,7 @@ Scenarios (see the README's performance section):
 3. No latency: CPU-bound records/s, and peak RSS at ~10k vs ~200k records.
 4. CPU per request: the client's own CPU time (its thread) per small GET, one at a time.
 5. As 1, plus the events stream over 30 days of event history: tap-close vs tap-closeio.
-6. A rate limit per group with every activity stream (one shared group): records/s, 429s.
+6. Every activity stream under a rate limit per group, one group or one per path: 429s, s.
 7. An hourly incremental run when nothing changed: its requests, by endpoint.
 8. Three concurrent processes on one organization under a rate limit, against one process.
 """
