@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import random
 import subprocess
 import sys
@@ -256,3 +257,15 @@ def test_a_crashed_process_blocks_no_one(tmp_path) -> None:
     waiter.start()
     waiter.join(timeout=10)
     assert got, "blocked by a dead process"
+
+
+def test_old_budget_files_are_swept(tmp_path) -> None:
+    """Files nobody wrote for an hour go (a test run leaves one directory per emulator)."""
+    old, fresh = tmp_path / "a1" / "GET_lead.json", tmp_path / "a2" / "GET_lead.json"
+    for path in (old, fresh):
+        path.parent.mkdir()
+        path.write_text("{}")
+    hours_ago = time.time() - 7200
+    os.utime(old, (hours_ago, hours_ago))
+    BudgetFiles(tmp_path / "mine")
+    assert not old.exists() and fresh.exists()
