@@ -307,7 +307,7 @@ class CloseClient:
         self.timeout = timeout
         self.user_agent = user_agent
         self.max_tries = max_tries
-        self.limiter = RateLimiter()
+        self.limiter = RateLimiter.for_account(self.api_url, auth)
         self.clock = ServerClock()  # Close's time, from its replies' Date header
         self.stats: Counter[str] = Counter()
         self.session = session or new_session(self.workers)

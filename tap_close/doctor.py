@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from tap_close.client import (
     wire_error,
 )
 from tap_close.errors import FatalTransportError
-from tap_close.ratelimit import endpoint_group, parse_ratelimit
+from tap_close.ratelimit import budgets_seen, endpoint_group, parse_ratelimit
 from tap_close.streams.base import parse_ts
 from tap_close.streams.search import search_body
 from tap_close.tap import (
@@ -65,6 +66,7 @@ class Doctor:
     timeout: float = 60.0
     requests_made: int = 0
     rate_limits: dict[str, dict[str, float]] = field(default_factory=dict)
+    calls: list[tuple[str, float, float, dict[str, float]]] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
 
     def call(self, method: str, path: str, params: dict[str, Any] | None = None,
@@ -75,6 +77,7 @@ class Doctor:
         self.requests_made += 1
         url = self.api_url + path + ("?" + query_string(params) if params else "")
         # As the tap: the one session, no redirect followed, at most MAX_REPLY bytes read.
+        started = time.monotonic()
         try:
             with self.session.request(
                     method, url, json=body, auth=self.auth, allow_redirects=False, stream=True,
@@ -98,6 +101,7 @@ class Doctor:
         limit = parse_ratelimit(reply.headers.get("RateLimit"))
         if limit:
             self.rate_limits[endpoint_group(method, path)] = limit
+            self.calls.append((endpoint_group(method, path), started, time.monotonic(), limit))
         try:
             return reply.status, reply.json()
         except ValueError:
@@ -114,6 +118,7 @@ class Doctor:
         self.searches()
         self.denied_endpoints()
         self.report["rate_limits"] = self.rate_limits
+        self.report["rate_limit_groups"] = budgets_seen(self.calls)
         self.report["requests"] = self.requests_made
         return self.report
 
@@ -265,7 +270,9 @@ def table(report: dict[str, Any]) -> str:
          ", ".join(f"{p} {s}" for p, s in report["refused_endpoints"].items()) or "none"),
     ]
     rows += [(f"RateLimit {group}", f"limit={v.get('limit')} remaining={v.get('remaining')} "
-                                    f"reset={v.get('reset')}")
+                                    f"reset={v.get('reset')}"
+              + (f" ({report['rate_limit_groups'][group]})"
+                 if group in report.get("rate_limit_groups", {}) else ""))
              for group, v in sorted(report["rate_limits"].items())]
     rows.append(("requests made", str(report["requests"])))
     width = max(len(name) for name, _ in rows)

@@ -1,23 +1,54 @@
-"""Close's rate limits: one budget per endpoint group, from the live `RateLimit` header."""
+"""Close's rate limits: a budget per endpoint group, from the live `RateLimit` header.
+
+Close groups endpoints by "URL paths and methods" and does not publish the groups. A call's
+group here is its method and path template (ids removed). The templates of one family (method
+and first path segment) start on one budget, the safe guess: if Close counts them together,
+no 429. A template leaves it for a budget of its own once a header shows more calls left than
+one counter allows after the calls of the window answered before it was sent, so if Close
+counts it apart little budget is wasted. The budgets of a family are shared with the other
+tap processes of the machine on the same api_url and credential (budgetfile.py), and calls are
+paced to `remaining` over the window's time left, so a budget that other jobs spend too is not
+burst away at a fresh window.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import re
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from typing import Any
 
 from tap_close import parallel
+from tap_close.budgetfile import BudgetFiles, alive, open_files
 from tap_close.errors import CancelledRead
 
+logger = logging.getLogger("tap_close.ratelimit")
 _RATELIMIT_RE = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)", re.IGNORECASE)
+_ID_CHARS = re.compile(r"[A-Z0-9]")  # path words are lower case; Close ids are base62
+STALE_INFLIGHT = 600.0  # seconds: a process's calls in flight expire if it stops writing
+
+
+def path_template(path: str) -> str:
+    """`/lead/lead_Ab12.../` -> `/lead/{id}/` (a query string is dropped)."""
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    return "/" + "".join("{id}/" if _ID_CHARS.search(p) else f"{p}/" for p in parts)
 
 
 def endpoint_group(method: str, path: str) -> str:
-    """Close limits per endpoint group: method plus the first path segment."""
-    first = path.strip("/").split("/", 1)[0]
-    return f"{method.upper()} /{first}/"
+    """A call's endpoint group: method plus path template, e.g. `GET /activity/call/`."""
+    return f"{method.upper()} {path_template(path)}"
+
+
+def family(group: str) -> str:
+    """The budget a group starts on: method plus first path segment, e.g. `GET /activity/*`."""
+    method, _, template = group.partition(" ")
+    return f"{method} /{template.strip('/').split('/', 1)[0]}/*"
 
 
 def parse_ratelimit(value: str | None) -> dict[str, float]:
@@ -29,47 +60,133 @@ def parse_ratelimit(value: str | None) -> dict[str, float]:
 
 @dataclass
 class _Budget:
+    # Shared with the machine's other processes (_SHARED).
     limit: float | None = None
     remaining: float | None = None  # calls left in this window (None: no limit known)
     reset_at: float = math.inf  # when this window surely ended (inf: not known yet)
+    open_until: float = 0.0  # till when this window surely lasts
     window: float = 0.0  # longest reset seen: the window's length
     started: float = 0.0  # when the client's current window began
-    inflight: int = 0
-    waiting: int = 0  # requests waiting for budget
-    latency: float = 0.0  # seconds per request (moving average)
-    probed: bool = False  # a reply seen: the group's limit (or that it has none) is known
+    counted: int = 0  # replies of this window's calls (each a call the server counted)
+    next_at: float = 0.0  # paced: no call starts before
     paused_until: float = 0.0
+    # This process's own.
+    own: int = 0  # calls in flight here
+    others: int = 0  # calls in flight in the machine's other processes
+    latency: float = 0.0  # seconds per request (moving average)
+    probed: bool = False  # a reply seen: the limit (or that there is none) is known
+
+    @property
+    def inflight(self) -> int:
+        return self.own + self.others
+
+
+_SHARED = [f.name for f in fields(_Budget)][:9]
+
+
+def _dump(budget: _Budget) -> dict[str, Any]:
+    out = {name: getattr(budget, name) for name in _SHARED}
+    out["reset_at"] = None if budget.reset_at == math.inf else budget.reset_at
+    return out
+
+
+def _load(budget: _Budget, record: dict[str, Any]) -> None:
+    for name in _SHARED:
+        if name in record:
+            setattr(budget, name, record[name])
+    if budget.reset_at is None:
+        budget.reset_at = math.inf
+    budget.probed = budget.probed or budget.limit is not None
 
 
 @dataclass(frozen=True)
 class Ticket:
-    """A started request: its endpoint group and when it started."""
+    """A started request: its endpoint group, the budget it drew on, when it started, and how
+    many calls of that budget's window had been answered by then."""
 
     group: str
+    key: str
     started: float
+    counted: int = 0
 
 
 class RateLimiter:
-    """Per endpoint group budget from the live `RateLimit` header, shared by all threads.
+    """Budgets from the live `RateLimit` header, shared by all threads (and, with `files`, by
+    the machine's processes on the same organization and credential).
 
-    A request may start while `remaining` minus the requests in flight is at least one.
-    Replies overtake each other, so a header's `remaining` is applied only downwards within a
-    window (the server's count only grows). Each header's `now + reset` is a time by which
-    the server's window has surely ended: a new window starts once that has passed, with the
-    calls still in flight counted against it, and headers of requests started before it are
-    ignored (they may describe the old one). A header ending later than this window by over
-    half its length means the server has moved on: adopted, minus the calls in flight.
-    Until a group's first reply, one request at a time. A 429 pauses the whole group.
+    A request may start while `remaining` minus the calls in flight is at least one, and not
+    sooner after the last start than the window's time left divided by that many: paced, no
+    burst on a fresh window that others may spend too. Replies overtake each other, so a
+    header's `remaining` is applied only downwards within a window (the server's count only
+    grows). Each header's `now + reset` is a time by which the server's window has surely
+    ended: a new window starts once that has passed, with the calls still in flight counted
+    against it, and headers of requests started before it are ignored (they may describe the
+    old one). A header ending later than this window by over half its length means the server
+    has moved on: adopted, minus the calls in flight. Until a budget's first reply, one request
+    at a time. A 429 pauses the whole budget.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, files: BudgetFiles | None = None) -> None:
         self._lock = threading.Lock()
-        self._groups: dict[str, _Budget] = {}
+        self._groups: dict[str, _Budget] = {}  # budget key -> budget
+        self._apart: set[str] = set()  # groups seen to count apart from their family
+        self._waiting: dict[str, int] = {}  # group -> requests waiting for budget
+        self._files = files
+        self._pid = os.getpid()
+
+    @classmethod
+    def for_account(cls, api_url: str, auth: object) -> RateLimiter:
+        """A limiter sharing its budgets with this machine's other tap processes on the same
+        api_url and credential (an API key's fingerprint, or OAuth client and token store)."""
+        who = getattr(auth, "username", None) or repr(auth)
+        return cls(open_files(api_url, str(who)))
+
+    def key(self, group: str) -> str:
+        """The budget a group draws on: its family's, or its own once seen to count apart."""
+        return group if group in self._apart else family(group)
+
+    def budgets(self) -> dict[str, str]:
+        """Each group used so far: the budget it draws on."""
+        with self._lock:
+            return {g: self.key(g) for g in self._waiting}
+
+    @contextmanager
+    def _shared(self, fam: str) -> Iterator[None]:
+        """Hold the family's state shared with other processes (with `_lock` held)."""
+        if self._files is None:
+            yield
+            return
+        with self._files.open(fam) as state:
+            now = time.monotonic()
+            self._apart.update(state.get("apart", []))
+            for key, budget in self._groups.items():
+                if family(key) == fam:
+                    budget.others = 0  # unless the file says otherwise
+            for key, record in state.get("budgets", {}).items():
+                budget = self._groups.setdefault(key, _Budget())
+                _load(budget, record)
+                budget.others = sum(int(n) for n, _ in self._flying(record, now).values())
+            yield
+            budgets = state.setdefault("budgets", {})
+            for key, budget in self._groups.items():
+                if family(key) == fam:
+                    flying = self._flying(budgets.get(key, {}), now)
+                    if budget.own:
+                        flying[str(self._pid)] = [budget.own, now]
+                    budgets[key] = {**_dump(budget), "inflight": flying}
+            state["apart"] = sorted(g for g in self._apart if family(g) == fam)
+
+    def _flying(self, record: dict[str, Any], now: float) -> dict[str, list[float]]:
+        """Other live processes' calls in flight in a shared budget record."""
+        return {pid: v for pid, v in record.get("inflight", {}).items()
+                if int(pid) != self._pid and now - v[1] < STALE_INFLIGHT and alive(int(pid))}
 
     def acquire(self, group: str) -> Ticket:
         """Wait for budget. A read-ahead whose consumer has stopped gives up (CancelledRead)
         instead of spending it."""
         waited = False
+        with self._lock:
+            self._waiting.setdefault(group, 0)
         try:
             while True:
                 ticket = self._try(group)
@@ -80,62 +197,104 @@ class RateLimiter:
                 if not waited:
                     waited = True
                     with self._lock:
-                        self._groups[group].waiting += 1
+                        self._waiting[group] += 1
                 time.sleep(max(ticket, 0.005))
         finally:
             if waited:
                 with self._lock:
-                    self._groups[group].waiting -= 1
+                    self._waiting[group] -= 1
 
     def _try(self, group: str) -> Ticket | float:
         """A ticket, or how long to wait before trying again."""
-        with self._lock:
-            budget = self._groups.setdefault(group, _Budget())
+        with self._lock, self._shared(family(group)):
+            key = self.key(group)
+            budget = self._groups.setdefault(key, _Budget())
             now = time.monotonic()
             if now >= budget.reset_at:  # a new window (its end known from the replies)
-                budget.reset_at, budget.started = math.inf, now
+                budget.reset_at, budget.started, budget.counted = math.inf, now, 0
+                budget.open_until = 0.0
                 if budget.limit is not None:
                     budget.remaining = budget.limit - budget.inflight
             if now < budget.paused_until:
                 return budget.paused_until - now
             if not budget.probed and budget.inflight:
                 return 0.005  # the first reply tells the limit
-            if budget.remaining is not None and budget.remaining - budget.inflight < 1:
-                return min(budget.reset_at - now, 0.05)  # replies may tell more
-            budget.inflight += 1
-            return Ticket(group, now)
+            if budget.remaining is not None:
+                left = budget.remaining - budget.inflight
+                if left < 1:
+                    return min(budget.reset_at - now, 0.05)  # replies may tell more
+                if now < budget.next_at:
+                    return budget.next_at - now
+                ends = budget.reset_at if budget.reset_at != math.inf else (
+                    budget.started + budget.window)
+                budget.next_at = now + max(0.0, ends - now) / left
+            budget.own += 1
+            return Ticket(group, key, now, budget.counted)
 
     def release(self, ticket: Ticket, header: str | None) -> None:
         info = parse_ratelimit(header)
-        with self._lock:
-            budget = self._groups.setdefault(ticket.group, _Budget())
-            budget.inflight = max(0, budget.inflight - 1)
+        with self._lock, self._shared(family(ticket.group)):
+            budget = self._groups.setdefault(ticket.key, _Budget())
+            budget.own = max(0, budget.own - 1)
             budget.probed = True
-            took = time.monotonic() - ticket.started
+            now = time.monotonic()
+            took = now - ticket.started
             budget.latency = took if not budget.latency else 0.8 * budget.latency + 0.2 * took
             if ("remaining" not in info or "reset" not in info
                     or ticket.started < budget.started):
                 return  # no header, or maybe of an earlier window
-            ends = time.monotonic() + info["reset"]
+            ends, left = now + info["reset"], info["remaining"]
+            if ticket.key != ticket.group and ticket.group in self._apart:  # drawn before the split
+                return
+            if self._counts_apart(ticket, budget, info, ends):
+                self._apart.add(ticket.group)
+                own = self._groups.setdefault(ticket.group, _Budget())
+                own.limit, own.remaining, own.counted = budget.limit, left, 1
+                own.reset_at, own.window, own.started = ends, info["reset"], ticket.started
+                own.open_until = ticket.started + info["reset"]
+                own.probed = True
+                logger.info("Rate limit: %s counts apart from %s (remaining %g of %g after "
+                            "%d calls); it gets its own budget", ticket.group, ticket.key,
+                            left, budget.limit, ticket.counted)
+                return
             budget.limit = info.get("limit", budget.limit)
             budget.window = max(budget.window, info["reset"])
-            left = info["remaining"]
+            budget.counted += left > 0  # a 429 (remaining 0) was not counted
+            lasts = ticket.started + info["reset"]  # the server said so at or after this
             if budget.remaining is None:  # the first header
                 budget.remaining, budget.reset_at = left - budget.inflight, ends
+                budget.open_until = lasts
             elif ends > budget.reset_at + budget.window / 2 and budget.reset_at != math.inf:
                 budget.remaining, budget.reset_at = left - budget.inflight, ends  # moved on
-                budget.started = ticket.started
+                budget.started, budget.counted, budget.open_until = ticket.started, 1, lasts
             else:  # this window: only down, and the nearest sure end
                 budget.remaining = min(budget.remaining, left)
                 budget.reset_at = min(budget.reset_at, ends)
+                budget.open_until = max(budget.open_until, lasts)
+
+    @staticmethod
+    def _counts_apart(ticket: Ticket, budget: _Budget, info: dict[str, float],
+                      ends: float) -> bool:
+        """Whether a call answered while its budget's window surely lasts was counted by
+        another counter: on one counter, the calls of the window answered before it was sent
+        were counted before it, so `remaining` is at most limit minus them (minus the call
+        itself, or not: either reading), and the window's end is the one the budget knows."""
+        limit = info.get("limit", budget.limit)
+        now, margin = time.monotonic(), 0.02 + 0.05 * budget.window
+        if (ticket.key == ticket.group or limit != budget.limit or limit is None
+                or now + margin > budget.open_until):
+            return False
+        return (info["remaining"] + ticket.counted > limit
+                or ends > budget.reset_at + (now - ticket.started) + margin)
 
     def spare(self, group: str) -> int | None:
         """Requests the group could start now that nobody is waiting for (None: no limit)."""
         with self._lock:
-            budget = self._groups.get(group)
+            budget = self._groups.get(self.key(group))
             if budget is None or budget.limit is None or budget.remaining is None:
                 return None if budget is None or budget.probed else 0
-            if budget.waiting:
+            key = self.key(group)
+            if any(n for g, n in self._waiting.items() if n and self.key(g) == key):
                 return 0
             # Little's law: more in flight than rate x latency only spends budget sooner.
             rate = budget.limit / budget.window if budget.window else budget.limit
@@ -145,14 +304,31 @@ class RateLimiter:
     def limit_of(self, group: str) -> float | None:
         """The group's requests per window, per Close's last RateLimit header (None: unknown)."""
         with self._lock:
-            budget = self._groups.get(group)
+            budget = self._groups.get(self.key(group))
             return budget.limit if budget else None
 
     def pause(self, group: str, seconds: float) -> None:
-        """A 429: this window is spent; the group waits `seconds`."""
-        with self._lock:
-            budget = self._groups.setdefault(group, _Budget())
+        """A 429: this window is spent; the group's budget waits `seconds`."""
+        with self._lock, self._shared(family(group)):
+            budget = self._groups.setdefault(self.key(group), _Budget())
             until = time.monotonic() + seconds
             budget.paused_until = max(budget.paused_until, until)
             if budget.remaining is not None:
                 budget.remaining, budget.reset_at = 0, min(budget.reset_at, until)
+
+
+def budgets_seen(calls: list[tuple[str, float, float, dict[str, float]]]) -> dict[str, str]:
+    """What one-at-a-time calls (group, sent, answered, RateLimit) say about the groups of a
+    family: for each group, "shares <earlier group>" or "own budget", told only when it was
+    answered while an earlier group's window surely lasted (there: on one counter, fewer calls
+    left than that group's last header showed). Other jobs' calls meanwhile read as shared."""
+    told: dict[str, str] = {}
+    for i, (group, _, answered, info) in enumerate(calls):
+        for other, sent, _, seen in reversed(calls[:i]):
+            if (other == group or family(other) != family(group) or group in told
+                    or info.get("limit") != seen.get("limit") or "remaining" not in info
+                    or answered >= sent + seen.get("reset", 0)):
+                continue
+            shared = info["remaining"] < seen.get("remaining", 0)
+            told[group] = f"shares {other}" if shared else "own budget"
+    return told

@@ -6,8 +6,9 @@ Scenarios (see the README's performance section):
 3. No latency: CPU-bound records/s, and peak RSS at ~10k vs ~200k records.
 4. CPU per request: the client's own CPU time (its thread) per small GET, one at a time.
 5. As 1, plus the events stream over 30 days of event history: tap-close vs tap-closeio.
-6. A rate limit per group with every activity stream (one shared group): records/s, 429s.
+6. Every activity stream under a rate limit per group, one group or one per path: 429s, s.
 7. An hourly incremental run when nothing changed: its requests, by endpoint.
+8. Three concurrent processes on one organization under a rate limit, against one process.
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ def _peak_rss_kib(pid: int) -> int:
 
 def tap_close(emu: CloseEmulator, tmp: Path, streams: set[str] | None = None,
               state: dict | None = None, **cfg) -> dict:
+    return run(tap_command(emu, tmp, streams, state, **cfg))
+
+
+def tap_command(emu: CloseEmulator, tmp: Path, streams: set[str] | None = None,
+                state: dict | None = None, **cfg) -> list[str]:
     config = tmp / "close.json"
     config.write_text(json.dumps({"api_key": emu.api_key, "api_url": emu.api_url, **cfg}))
     cmd = [TAP, "--config", str(config)]
@@ -106,7 +112,7 @@ def tap_close(emu: CloseEmulator, tmp: Path, streams: set[str] | None = None,
                     md["metadata"]["selected"] = entry["tap_stream_id"] in streams
         (tmp / "catalog.json").write_text(json.dumps(catalog))
         cmd += ["--catalog", str(tmp / "catalog.json")]
-    return run(cmd)
+    return cmd
 
 
 def tap_closeio(emu: CloseEmulator, tmp: Path) -> dict:
@@ -231,22 +237,26 @@ ACTIVITY_STREAMS = {s for s in COMPARABLE if s.endswith("_activities")}
 def scenario_activity_rate(tmp: Path, leads: int, limit: int) -> None:
     print(f"\n## 6. Rate limit {limit} requests/s per group, every activity stream "
           f"({leads} leads)\n")
-    with CloseEmulator(seed=46, n_leads=leads, rate_limit=(limit, 1.0), latency=0.02) as emu:
-        res = tap_close(emu, tmp, ACTIVITY_STREAMS)
-        log = [e for e in emu.request_log if e["path"].startswith("/api/v1/activity")]
-    n = sum(res["counts"][s] for s in ACTIVITY_STREAMS)
-    span = max(e["at"] for e in log) - min(e["at"] for e in log) if len(log) > 1 else 0
-    refused = sum(1 for e in log if e["status"] == 429)
-    page = 100
-    ceiling = limit * page
-    print("| activity records | requests | 429s | seconds (first to last request) | records/s "
-          "| R x page size | fraction |")
-    print("|---|---|---|---|---|---|---|")
-    print(f"| {n:,} | {len(log)} | {refused} ({refused / max(len(log), 1):.1%}) | {span:.1f} | "
-          f"{rate(n, span)} | {ceiling:,} | {(n / span) / ceiling if span else 0:.0%} |")
-    full = sum(1 for e in log if e["status"] == 200)
-    print(f"\nRequests per second in the group: {full / span if span else 0:.2f} of {limit} "
-          f"(partly filled last pages of small types count as requests)")
+    print("| Close's groups (emulator `rate_groups`) | activity records | requests | 429s "
+          "| seconds (first to last request) | records/s | fastest possible s | fraction |")
+    print("|---|---|---|---|---|---|---|---|")
+    for groups in ("segment", "template"):
+        with CloseEmulator(seed=46, n_leads=leads, rate_limit=(limit, 1.0), latency=0.02,
+                           rate_groups=groups) as emu:
+            res = tap_close(emu, tmp, ACTIVITY_STREAMS)
+            log = [e for e in emu.request_log if e["path"].startswith("/api/v1/activity")]
+        n = sum(res["counts"][s] for s in ACTIVITY_STREAMS)
+        span = max(e["at"] for e in log) - min(e["at"] for e in log) if len(log) > 1 else 0
+        refused = sum(1 for e in log if e["status"] == 429)
+        # At R per budget: one budget for all, or the busiest path's own.
+        per_path = Counter(e["path"] for e in log if e["status"] == 200)
+        busiest = len(log) if groups == "segment" else max(per_path.values())
+        fastest = (busiest - 1) / limit
+        name = ("one per path template" if groups == "template"
+                else "one for every `/activity/...` list")
+        print(f"| {name} | {n:,} | {len(log)} | {refused} ({refused / max(len(log), 1):.1%}) "
+              f"| {span:.1f} | {rate(n, span)} | {fastest:.1f} | "
+              f"{fastest / span if span else 0:.0%} |")
 
 
 def scenario_incremental(tmp: Path, leads: int) -> None:
@@ -268,6 +278,64 @@ def scenario_incremental(tmp: Path, leads: int) -> None:
     print("Requests by endpoint: " + ", ".join(f"{k} {v}" for k, v in groups.most_common()))
 
 
+#: Scenario 8's three jobs: five activity streams and one CRM stream each.
+JOBS = (
+    {"call_activities", "email_activities", "email_thread_activities", "note_activities",
+     "meeting_activities", "leads"},
+    {"sms_activities", "whatsapp_message_activities", "created_activities",
+     "lead_status_change_activities", "opportunity_status_change_activities", "opportunities"},
+    {"task_completed_activities", "lead_merge_activities", "form_submission_activities",
+     "custom_activity_instances", "tasks"},
+)
+
+
+def concurrent(emu: CloseEmulator, tmp: Path, jobs: tuple[set[str], ...],
+               machines: int = 1) -> dict:
+    """Run the jobs at once; `machines` > 1: each job with its own temp dir (no budget file
+    in common, as on separate machines). Wall time from the first start to the last exit."""
+    cmds, envs = [], []
+    for n, streams in enumerate(jobs):
+        work = tmp / f"job{n}"
+        work.mkdir(exist_ok=True)
+        cmds.append(tap_command(emu, work, streams))
+        envs.append({**os.environ, "TMPDIR": str(work if machines > 1 else tmp)})
+    before = len(emu.request_log)
+    started = time.monotonic()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+             for cmd, env in zip(cmds, envs, strict=True)]
+    codes = [p.wait() for p in procs]
+    wall = time.monotonic() - started
+    if any(codes):
+        sys.exit(f"a job failed: exit codes {codes}")
+    log = emu.request_log[before:]
+    busy = [e["at"] for e in log if e["path"].startswith("/api/v1/activity/")]
+    return {"wall": wall, "requests": len(log), "span": max(busy) - min(busy),
+            "429": sum(1 for e in log if e["status"] == 429)}
+
+
+def scenario_concurrent(tmp: Path, leads: int, limit: int) -> None:
+    print(f"\n## 8. Three concurrent jobs on one organization, {limit} requests/s per group "
+          f"({leads} leads; five activity streams and one CRM stream each)\n")
+    print("| run | wall s | activity requests first to last, s | requests | 429s |")
+    print("|---|---|---|---|---|")
+    rows = (("one process, every stream", (set().union(*JOBS),), 1),
+            ("three processes, one machine (shared budget file)", JOBS, 1),
+            ("three processes, as on three machines (pacing only)", JOBS, 3))
+    walls, spans = [], []
+    for name, jobs, machines in rows:
+        with CloseEmulator(seed=48, n_leads=leads, rate_limit=(limit, 1.0),
+                           latency=0.02) as emu:
+            res = concurrent(emu, tmp, jobs, machines)
+        walls.append(res["wall"])
+        spans.append(res["span"])
+        print(f"| {name} | {res['wall']:.1f} | {res['span']:.1f} | {res['requests']} | "
+              f"{res['429']} "
+              f"({res['429'] / max(res['requests'], 1):.1%}) |")
+    print(f"\nThree processes on one machine / one process: wall time **{walls[1] / walls[0]:.2f}x"
+          f"**, activity span {spans[1] / spans[0]:.2f}x; as on three machines: "
+          f"{walls[2] / walls[0]:.2f}x, {spans[2] / spans[0]:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency-leads", type=int, default=2000)
@@ -278,7 +346,8 @@ def main() -> None:
     parser.add_argument("--event-history", type=int, default=7500)
     parser.add_argument("--activity-leads", type=int, default=4000)
     parser.add_argument("--incremental-leads", type=int, default=1000)
-    parser.add_argument("--only", choices=["1", "2", "3", "4", "5", "6", "7"])
+    parser.add_argument("--concurrent-leads", type=int, default=4000)
+    parser.add_argument("--only", choices=["1", "2", "3", "4", "5", "6", "7", "8"])
     args = parser.parse_args()
     print(f"# tap-close benchmark ({platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')})")
@@ -298,6 +367,8 @@ def main() -> None:
             scenario_activity_rate(tmp, args.activity_leads, args.rate_limit)
         if args.only in (None, "7"):
             scenario_incremental(tmp, args.incremental_leads)
+        if args.only in (None, "8"):
+            scenario_concurrent(tmp, args.concurrent_leads, args.rate_limit)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def test_parse_ratelimit_is_case_insensitive_with_decimals() -> None:
 
 def test_endpoint_group() -> None:
     assert endpoint_group("get", "/lead/") == "GET /lead/"
-    assert endpoint_group("GET", "/activity/call/") == "GET /activity/"
+    assert endpoint_group("GET", "/activity/call/") == "GET /activity/call/"
 
 
 def _response(status: int, body: object, headers: dict[str, str]) -> Reply:

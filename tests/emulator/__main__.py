@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds added to every API reply")
     p.add_argument("--rate-limit", type=_rate, default=None, metavar="LIMIT/SECONDS",
                    help="Close-style rate limit per endpoint group, answered with 429")
+    p.add_argument("--rate-groups", choices=["segment", "template"], default="segment",
+                   help="rate-limit groups: method + first path segment, or + path template")
     p.add_argument("--fault-rate", type=float, default=0.0,
                    help="share of API requests answered with a random fault (5xx, 429, reset)")
     p.add_argument("--fault-seed", type=int, default=0, help="seed of the random faults")
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         api_key=args.api_key,
         latency=args.latency,
         rate_limit=args.rate_limit,
+        rate_groups=args.rate_groups,
         fault_rate=args.fault_rate,
         fault_seed=args.fault_seed,
         event_history=args.event_history,

@@ -40,6 +40,7 @@ class CloseEmulator:
         max_skip: int | dict[str, int] | None = None,
         max_limit: dict[str, int] | None = None,
         rate_limit: tuple[int, float] | None = None,
+        rate_groups: str = "segment",
         fault_rate: float = 0.0,
         fault_seed: int = 0,
         fault_kinds: Iterable[str] = FAULT_KINDS,
@@ -81,7 +82,7 @@ class CloseEmulator:
             client_id, client_secret, access_token_ttl, self.data.org_id, self.data.user_ids[0]
         )
         self.faults = FaultPlan(fault_rate, fault_seed, fault_kinds)
-        limiter = RateLimiter(*rate_limit) if rate_limit else None
+        limiter = RateLimiter(*rate_limit, groups=rate_groups) if rate_limit else None
         self.engine = Engine(
             Api(
                 self.data,

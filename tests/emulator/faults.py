@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -54,14 +55,30 @@ class FaultPlan:
         return None
 
 
+#: How Close groups endpoints is not published. "segment": method + first path segment (every
+#: `/activity/...` list shares one budget); "template": method + path template (ids removed).
+RATE_GROUPS = ("segment", "template")
+_EMU_ID = re.compile(r"^[a-z]+_[A-Za-z0-9]{16,}$")  # the emulator's ids: prefix_ + base62
+
+
 class RateLimiter:
     """Fixed windows per group key; `hit` consumes one call, `peek` only reports."""
 
-    def __init__(self, limit: int, window: float) -> None:
+    def __init__(self, limit: int, window: float, groups: str = "segment") -> None:
+        if groups not in RATE_GROUPS:
+            raise ValueError(f"rate_groups {groups!r}: one of {RATE_GROUPS}")
         self.limit = int(limit)
         self.window = float(window)
+        self.groups = groups
         self._lock = threading.Lock()
         self._windows: dict[tuple[str, str], list[float]] = {}  # key -> [start, count]
+
+    def key(self, method: str, path: str) -> tuple[str, str]:
+        """The endpoint group of a call (`path` below /api/v1)."""
+        parts = [p for p in path.split("/") if p]
+        if self.groups == "segment":
+            return method, parts[0] if parts else ""
+        return method, "/".join("{id}" if _EMU_ID.match(p) else p for p in parts)
 
     def _state(self, key: tuple[str, str]) -> list[float]:
         now = time.monotonic()

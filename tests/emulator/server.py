@@ -214,8 +214,7 @@ class Engine:
         self, method: str, path: str, params: dict[str, str], auth: str, body: bytes = b""
     ) -> Reply:
         rest = path[len(API_PREFIX) :]
-        group = next((s for s in rest.split("/") if s), "")
-        key = (method, group)
+        key = self.limiter.key(method, rest) if self.limiter else (method, "")
         header = DEFAULT_RATELIMIT
         error = self._auth_error(auth)
         if self.limiter is not None:
