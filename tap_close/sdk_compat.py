@@ -38,6 +38,7 @@ PRIVATE: dict[str, tuple[str, ...] | None] = {
     "Tap._validate_config": ("raise_errors",),
     "Tap._config": None,
     "Tap._handle_termination": ("signum", "frame"),
+    "Tap._setup_signal_handlers": (),
     "configuration._dict_config.parse_environment_config": ("config_schema", "prefix"),
     "helpers._catalog.pop_deselected_record_properties": ("record", "schema", "mask"),
     "helpers._classproperty.classproperty": None,

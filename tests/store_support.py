@@ -109,7 +109,9 @@ class FreshRun:
         home.mkdir(parents=True)
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("TAP_CLOSE_", "XDG_", "AWS_"))}
-        env.update({"HOME": str(home), **AWS_ENV, **(self.extra_env or {})})
+        tmp = self.root / f"{name}-tmp"  # a runner of its own: no temp files shared (the
+        tmp.mkdir()  # rate-limit budgets of one machine's processes live there)
+        env.update({"HOME": str(home), "TMPDIR": str(tmp), **AWS_ENV, **(self.extra_env or {})})
         env.update({f"TAP_CLOSE_{k.upper()}": v for k, v in self.settings.items()})
         return home, env
 
