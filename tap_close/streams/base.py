@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 UTC = dt.timezone.utc
 CUSTOM_KEY = "custom."
+BOOKMARK_IDS = 100  # ids kept at the bookmark instant (to skip them next run), at most
 
 
 def parse_ts(value: Any) -> dt.datetime | None:
@@ -534,5 +535,11 @@ class IncrementalStream(CloseStream):
         after = state.get("replication_key_value")
         if after != before:
             state["bookmark_ids"] = [latest_record["id"]]
-        elif latest_record["id"] not in state.setdefault("bookmark_ids", []):
-            state["bookmark_ids"].append(latest_record["id"])
+            return
+        ids = state.setdefault("bookmark_ids", [])
+        if ids is not None and latest_record["id"] not in ids:
+            # Bounded STATE: past the limit, records at the bookmark are re-read next run.
+            if len(ids) < BOOKMARK_IDS:
+                ids.append(latest_record["id"])
+            else:
+                state["bookmark_ids"] = None

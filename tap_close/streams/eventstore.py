@@ -1,0 +1,101 @@
+"""The run's change events on disk: memory stays flat whatever the number of changes.
+
+One SQLite file in a temporary directory of its own, removed when the run ends. Each event
+is stored once (`event`), with one row per stream that owns it (`owned`), so a stream reads
+only its own events, oldest first, one at a time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import msgspec
+
+SCHEMA = """
+CREATE TABLE event (key TEXT PRIMARY KEY, at TEXT NOT NULL, body BLOB NOT NULL);
+CREATE INDEX event_at ON event (at);
+CREATE TABLE owned (stream TEXT NOT NULL, at TEXT NOT NULL, key TEXT NOT NULL,
+                    PRIMARY KEY (stream, at, key)) WITHOUT ROWID;
+"""
+BATCH = 500  # rows fetched at a time by a reader
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+class EventStore:
+    """Events by key, their owners, read back in date order. Writes are serialised by the
+    caller (EventScan's lock); each reader has a connection of its own (WAL mode)."""
+
+    def __init__(self) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="tap-close-events-"))
+        self.path = self._dir / "events.sqlite"
+        self._db = self._connect()
+        self._db.executescript(SCHEMA)
+        self._closed = threading.Event()
+        atexit.register(self.close)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("PRAGMA busy_timeout=60000")
+        return db
+
+    def add(self, rows: Iterable[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
+        """Store (key, at, event) rows; returns those not stored before."""
+        new = []
+        with self._db:
+            self._db.execute("BEGIN")
+            for key, at, event in rows:
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO event VALUES (?, ?, ?)",
+                    (key, at, _encode(event)))
+                if cursor.rowcount:
+                    new.append((key, at, event))
+        return new
+
+    def own(self, stream: str, rows: Iterable[tuple[str, str]]) -> None:
+        """Note that `stream` owns the events (key, at)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR IGNORE INTO owned VALUES (?, ?, ?)",
+                                 ((stream, at, key) for key, at in rows))
+
+    def everything(self) -> Iterator[tuple[str, str, dict]]:
+        """Every stored event (key, at, event), oldest first."""
+        for key, at, body in self._read("SELECT key, at, body FROM event ORDER BY at, key", ()):
+            yield key, at, _decode(body)
+
+    def owned(self, stream: str, since: str) -> Iterator[dict]:
+        """The events `stream` owns with at >= since, oldest first."""
+        query = ("SELECT e.body FROM owned o JOIN event e ON e.key = o.key "
+                 "WHERE o.stream = ? AND o.at >= ? ORDER BY o.at, o.key")
+        for (body,) in self._read(query, (stream, since)):
+            yield _decode(body)
+
+    def keys_since(self, since: str, limit: int) -> list[str]:
+        """Keys of events with at >= since, at most `limit` (+1 to tell it was more)."""
+        rows = self._db.execute("SELECT key FROM event WHERE at >= ? LIMIT ?",
+                                (since, limit + 1)).fetchall()
+        return [key for (key,) in rows]
+
+    def _read(self, query: str, params: tuple) -> Iterator[tuple]:
+        db = self._connect()
+        try:
+            cursor = db.execute(query, params)
+            while rows := cursor.fetchmany(BATCH):
+                yield from rows
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        if not self._closed.is_set():
+            self._closed.set()
+            self._db.close()
+            shutil.rmtree(self._dir, ignore_errors=True)
