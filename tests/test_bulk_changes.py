@@ -225,3 +225,27 @@ def test_reconcile_every_days(tmp_path: Path) -> None:
         notes = {json.loads(line)["record"]["id"] for line in out.splitlines()
                  if line.startswith('{"type":"RECORD"') and '"stream":"note_activities"' in line}
         assert notes == emu.truth("note_activities"), "re-read in full"
+
+
+def test_many_edits_without_payloads_read_the_stream_in_full(tmp_path: Path) -> None:
+    """Without event payloads each edit costs a GET: past rows / page size of them, the
+    stream is listed in full instead (fewer requests, the same rows)."""
+    with CloseEmulator(seed=76, n_leads=25, event_payloads=False) as emu:
+        catalog = selected_catalog(api_key_config(emu), tmp_path, STREAMS)
+        target = Target()
+        out, state, _ = run(emu, tmp_path, catalog, None, "full")
+        target.load(out)
+        notes = sorted(emu.truth("note_activities"))
+        calls = sorted(emu.truth("call_activities"))
+        for note in notes:
+            emu.update_activity(note)
+        emu.update_activity(calls[0])  # one edit: one GET
+        before = len(emu.request_log)
+        out, state, stderr = run(emu, tmp_path, catalog, state, "bulk")
+        target.load(out)
+        assert_exact(target, emu)
+        gets = [e["path"] for e in emu.request_log[before:] if re.search(r"/acti_\w+/$",
+                                                                          e["path"])]
+        assert not [p for p in gets if "/note/" in p], "no GET per note"
+        assert [p for p in gets if "/call/" in p] == [f"/api/v1/activity/call/{calls[0]}/"]
+        assert f"note_activities: {len(notes)} edits" in stderr

@@ -81,9 +81,15 @@ class EventScan:
             assert store is not None
             if stream.name not in self._routed:  # not known at the first scan: route now
                 self._routed[stream.name] = stream
-                store.own(stream.name, [(key, at) for key, at, event in store.everything()
-                                        if stream.owns(event)])  # (those stored)
+                store.own(stream.name, [
+                    (key, at, stream.refreshes(event) and not has_payload(event))
+                    for key, at, event in store.everything() if stream.owns(event)])
         return store.owned(stream.name, format_ts(start))
+
+    def fetches(self, stream: EventReplay, start: dt.datetime) -> int:
+        """How many of `stream`'s events since `start` need a GET to be replayed."""
+        with self._lock:
+            return self._store.fetches(stream.name, format_ts(start)) if self._store else 0
 
     def seen_since(self, start: dt.datetime, limit: int) -> list[str] | None:
         """Keys of every event read with date_updated >= start; None if more than `limit`."""
@@ -138,8 +144,9 @@ class EventScan:
             action = event.get("action")
             if action not in KEPT_ACTIONS:
                 continue
-            names = [name for name, stream in self._routed.items() if stream.owns(event) and (
-                action in ("deleted", "merged") or stream.refreshes(event))]
+            names = [(name, stream.refreshes(event) and not has_payload(event))
+                     for name, stream in self._routed.items() if stream.owns(event) and (
+                         action in ("deleted", "merged") or stream.refreshes(event))]
             if not names:
                 continue
             kept = event if action == "deleted" else {**event, "previous_data": None}
@@ -147,17 +154,23 @@ class EventScan:
             rows.append((event_key(event), format_ts(when), kept))
             owners.append(names)
         new = {key for key, _, _ in self._store.add(rows)}
-        owned: dict[str, list[tuple[str, str]]] = {}
+        owned: dict[str, list[tuple[str, str, bool]]] = {}
         for (key, at, _), names in zip(rows, owners, strict=True):
             if key in new:
-                for name in names:
-                    owned.setdefault(name, []).append((key, at))
+                for name, fetch in names:
+                    owned.setdefault(name, []).append((key, at, fetch))
         for name, keys in owned.items():
             self._store.own(name, keys)
 
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+
+
+def has_payload(event: dict) -> bool:
+    """The event carries the object (`data`), so replaying its edit needs no GET."""
+    data = event.get("data")
+    return isinstance(data, dict) and bool(data.get("id")) and bool(data.get("date_created"))
 
 
 if TYPE_CHECKING:
@@ -190,6 +203,7 @@ class EventReplay(_Base):
     emits_tombstones = True
     _tap: TapClose
     _replaying = False
+    _main_rows = 0  # rows of this run's main pass (a full read's count when it is one)
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
         yield from super().read_records(context)
@@ -201,7 +215,10 @@ class EventReplay(_Base):
         if version is not None:  # every row of a re-read carries its table version
             for stream in self.versioned_streams():
                 set_stream_version(stream, version)
-        yield from super().get_records(context)
+        for record in super().get_records(context):
+            if not self._replaying:
+                self._main_rows += 1
+            yield record
 
     def checkpoint_position(self, context: Context | None) -> None:
         """Before a stream's first main pass: record this run's start and write STATE.
@@ -365,7 +382,11 @@ class EventReplay(_Base):
                     "since"):
                 seen.update(shared.get("seen") or [])
             yield self.replaying(True)
-            yield from self._replay_events(scan.events_for(self, since), seen)
+            listing = self._listing_instead(context, since)
+            if listing is not None:
+                yield from listing
+            yield from self._replay_events(scan.events_for(self, since), seen,
+                                           refresh=listing is None)
             yield self.replaying(False)
         if version is not None:
             yield self._activate_version(version)
@@ -395,20 +416,48 @@ class EventReplay(_Base):
             reconciled = self._run_started_text
 
         def advance() -> None:
-            self.get_context_state(context)["events"] = {"since": self._run_started_text,
-                                                         "reconciled": reconciled}
+            state = self.get_context_state(context)
+            before = 0 if version is not None else (state.get("events") or {}).get("rows", 0)
+            state["events"] = {"since": self._run_started_text, "reconciled": reconciled,
+                               "rows": before + self._main_rows}
             if not scan.denied:
                 self._shared_state()[POSITION] = {"since": self._run_started_text,
                                              "seen": seen or []}
         return Deferred(advance)
 
-    def _replay_events(self, events: Iterable[dict], seen: set[str]) -> Iterator[dict | Deferred]:
-        for event, row in self._changes(events, seen):
+    def _listing_instead(self, context: Context | None, since: dt.datetime
+                         ) -> Iterator[Any] | None:
+        """The stream read in full, when that costs fewer requests than the GETs its edits
+        would (events without a payload: one GET each); None to replay them.
+
+        A full read costs about rows / page size requests (`rows`: what the stream has
+        written so far, kept in its position).
+        """
+        fetches = self._tap.event_scan.fetches(self, since)
+        rows = self._position(context).get("rows")
+        if not fetches or not isinstance(rows, int) or fetches <= rows / self.page_size + 1:
+            return None
+        listing = self.full_listing()
+        if listing is not None:
+            self.logger.info("%s: %d edits would cost a GET each; reading the %d rows in full "
+                             "instead", self.name, fetches, rows)
+        return listing
+
+    def full_listing(self) -> Iterator[Any] | None:
+        """Every row of the stream, as a first run reads them (None: not offered)."""
+        return None
+
+    def _position(self, context: Context | None) -> dict:
+        return dict(self.get_context_state(context).get("events") or {})
+
+    def _replay_events(self, events: Iterable[dict], seen: set[str], *, refresh: bool = True
+                       ) -> Iterator[dict | Deferred]:
+        for event, row in self._changes(events, seen, refresh=refresh):
             routed = self.route(event, row)
             if routed is not None:
                 yield routed
 
-    def _changes(self, events: Iterable[dict], seen: set[str]
+    def _changes(self, events: Iterable[dict], seen: set[str], *, refresh: bool = True
                  ) -> Iterator[tuple[dict, dict]]:
         done: set[str] = set()  # objects tombstoned (a merge and a delete): bounded
         for event in events:
@@ -426,7 +475,7 @@ class EventReplay(_Base):
                 if oid and oid not in done:
                     done.add(oid)
                     yield event, self.tombstone(event, oid)
-            elif oid and self.refreshes(event):
+            elif oid and refresh and self.refreshes(event):
                 row = self.refreshed(event)
                 if row is not None:
                     yield event, self.target_for(event).post_process(row) or row
@@ -444,9 +493,8 @@ class EventReplay(_Base):
 
     def refreshed(self, event: dict) -> dict | None:
         """The edited object: the event's full `data` when present, else a fresh GET."""
-        data = event.get("data")
-        if isinstance(data, dict) and data.get("id") and data.get("date_created"):
-            return dict(data)
+        if has_payload(event):
+            return dict(event["data"])
         try:
             return self._tap.client.get(self.object_path(str(event["object_id"])))
         except CloseAPIError as exc:

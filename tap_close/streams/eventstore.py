@@ -21,7 +21,7 @@ SCHEMA = """
 CREATE TABLE event (key TEXT PRIMARY KEY, at TEXT NOT NULL, body BLOB NOT NULL);
 CREATE INDEX event_at ON event (at);
 CREATE TABLE owned (stream TEXT NOT NULL, at TEXT NOT NULL, key TEXT NOT NULL,
-                    PRIMARY KEY (stream, at, key)) WITHOUT ROWID;
+                    fetch INTEGER NOT NULL, PRIMARY KEY (stream, at, key)) WITHOUT ROWID;
 """
 BATCH = 500  # rows fetched at a time by a reader
 _encode = msgspec.json.Encoder().encode
@@ -60,12 +60,19 @@ class EventStore:
                     new.append((key, at, event))
         return new
 
-    def own(self, stream: str, rows: Iterable[tuple[str, str]]) -> None:
-        """Note that `stream` owns the events (key, at)."""
+    def own(self, stream: str, rows: Iterable[tuple[str, str, bool]]) -> None:
+        """Note that `stream` owns the events (key, at, fetch: replaying it costs a GET)."""
         with self._db:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR IGNORE INTO owned VALUES (?, ?, ?)",
-                                 ((stream, at, key) for key, at in rows))
+            self._db.executemany("INSERT OR IGNORE INTO owned VALUES (?, ?, ?, ?)",
+                                 ((stream, at, key, fetch) for key, at, fetch in rows))
+
+    def fetches(self, stream: str, since: str) -> int:
+        """How many of `stream`'s events since `since` cost a GET to replay."""
+        (count,) = self._db.execute(
+            "SELECT count(*) FROM owned WHERE stream = ? AND at >= ? AND fetch = 1",
+            (stream, since)).fetchone()
+        return int(count)
 
     def everything(self) -> Iterator[tuple[str, str, dict]]:
         """Every stored event (key, at, event), oldest first."""
