@@ -16,11 +16,20 @@ import datetime as dt
 import json
 import re
 import signal
+import subprocess
 from pathlib import Path
+
+import pytest
+from psycopg import sql
 
 from tests.conftest import api_key_config
 from tests.emulator import CloseEmulator
+from tests.pg import PgServer
+from tests.test_loaders import loader
+from tests.test_meltano import pg_server
 from tests.test_reliability_support import TapProcess, selected_catalog
+
+__all__ = ["pg_server"]  # the session fixture, shared with tests/test_meltano.py
 
 UTC = dt.timezone.utc
 ACTIVITIES = ("note_activities", "call_activities", "email_activities", "meeting_activities")
@@ -180,6 +189,37 @@ def test_gap_longer_than_event_retention_heals_the_target(tmp_path: Path) -> Non
         assert "ACTIVATE_VERSION" not in out and "re-reading" not in stderr
 
 
+@pytest.mark.parametrize("hard_delete", [False, True])
+def test_gap_heals_in_meltanolabs_target_postgres(pg_server: PgServer, tmp_path: Path,
+                                                  hard_delete: bool) -> None:
+    """The same gap, loaded by MeltanoLabs target-postgres: the live rows of every table are
+    the emulator's truth."""
+    command = loader("target-postgres", "meltanolabs-target-postgres==0.8.1")
+    with CloseEmulator(seed=77, n_leads=15) as emu:
+        catalog = selected_catalog(api_key_config(emu), tmp_path, STREAMS)
+        first, state, _ = run(emu, tmp_path, catalog, None, "full")
+        gap_with_deletes(emu)
+        healing, _, _ = run(emu, tmp_path, catalog, age_state(state, GAP), "healing")
+        truth = {s: {r["id"]: when(r["date_updated"]) for r in emu.records(s)} for s in STREAMS}
+    with pg_server.temporary_database() as db:
+        config = tmp_path / "target.json"
+        config.write_text(json.dumps({
+            "host": pg_server.host, "port": pg_server.port, "user": pg_server.user,
+            "password": pg_server.password or "", "database": db,
+            "default_target_schema": "close", "load_method": "upsert",
+            "add_record_metadata": True, "activate_version": True, "hard_delete": hard_delete}))
+        for output in (first, healing):
+            done = subprocess.run([str(command), "--config", str(config)], input=output,
+                                  text=True, capture_output=True, timeout=600, check=False)
+            assert done.returncode == 0, done.stderr[-3000:]
+        for stream in sorted(STREAMS):
+            query = sql.SQL("SELECT id, date_updated FROM {}.{} WHERE _sdc_deleted_at IS NULL"
+                            ).format(sql.Identifier("close"), sql.Identifier(stream))
+            live = {key: value if value.tzinfo else value.replace(tzinfo=UTC)
+                    for key, value in pg_server.query(db, query)}
+            assert live == truth[stream], stream
+
+
 def test_kill_during_the_healing_run_and_resume_stay_exact(tmp_path: Path) -> None:
     with CloseEmulator(seed=74, n_leads=20, max_limit={"lead": 5, "activity": 10}) as emu:
         config = api_key_config(emu)
@@ -248,4 +288,4 @@ def test_many_edits_without_payloads_read_the_stream_in_full(tmp_path: Path) -> 
                                                                           e["path"])]
         assert not [p for p in gets if "/note/" in p], "no GET per note"
         assert [p for p in gets if "/call/" in p] == [f"/api/v1/activity/call/{calls[0]}/"]
-        assert f"note_activities: {len(notes)} edits" in stderr
+        assert f"note_activities: {len(notes)} edits ({len(notes)} of them a GET each)" in stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -14,7 +14,7 @@ from tap_close.errors import AccessDeniedError, CloseAPIError
 from tap_close.sdk_compat import set_stream_version, write_activate_version, write_state
 from tap_close.streams.base import UTC, CloseStream, Deferred, format_ts, parse_ts
 from tap_close.streams.eventlog import EventWindows, event_key
-from tap_close.streams.eventstore import EventStore
+from tap_close.streams.eventstore import FETCH, REFRESH, EventStore
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -81,15 +81,19 @@ class EventScan:
             assert store is not None
             if stream.name not in self._routed:  # not known at the first scan: route now
                 self._routed[stream.name] = stream
-                store.own(stream.name, [
-                    (key, at, stream.refreshes(event) and not has_payload(event))
-                    for key, at, event in store.everything() if stream.owns(event)])
+                store.own(stream.name, [(key, at, cost(stream, event))
+                                        for key, at, event in store.everything()
+                                        if stream.owns(event)])
         return store.owned(stream.name, format_ts(start))
 
-    def fetches(self, stream: EventReplay, start: dt.datetime) -> int:
-        """How many of `stream`'s events since `start` need a GET to be replayed."""
+    def refreshes(self, stream: EventReplay, start: dt.datetime, skip: Collection[str]
+                  ) -> tuple[int, int]:
+        """`stream`'s events since `start` that re-emit a row, but those in `skip`: (all,
+        those needing a GET)."""
         with self._lock:
-            return self._store.fetches(stream.name, format_ts(start)) if self._store else 0
+            if self._store is None:
+                return 0, 0
+            return self._store.refreshes(stream.name, format_ts(start), skip)
 
     def seen_since(self, start: dt.datetime, limit: int) -> list[str] | None:
         """Keys of every event read with date_updated >= start; None if more than `limit`."""
@@ -144,9 +148,9 @@ class EventScan:
             action = event.get("action")
             if action not in KEPT_ACTIONS:
                 continue
-            names = [(name, stream.refreshes(event) and not has_payload(event))
-                     for name, stream in self._routed.items() if stream.owns(event) and (
-                         action in ("deleted", "merged") or stream.refreshes(event))]
+            names = [(name, cost(stream, event)) for name, stream in self._routed.items()
+                     if stream.owns(event) and (action in ("deleted", "merged")
+                                                or stream.refreshes(event))]
             if not names:
                 continue
             kept = event if action == "deleted" else {**event, "previous_data": None}
@@ -154,7 +158,7 @@ class EventScan:
             rows.append((event_key(event), format_ts(when), kept))
             owners.append(names)
         new = {key for key, _, _ in self._store.add(rows)}
-        owned: dict[str, list[tuple[str, str, bool]]] = {}
+        owned: dict[str, list[tuple[str, str, int]]] = {}
         for (key, at, _), names in zip(rows, owners, strict=True):
             if key in new:
                 for name, fetch in names:
@@ -165,6 +169,13 @@ class EventScan:
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+
+
+def cost(stream: EventReplay, event: dict) -> int:
+    """What replaying an owned event costs: 0 (a tombstone), REFRESH or FETCH (a GET)."""
+    if event.get("action") in ("deleted", "merged") or not stream.refreshes(event):
+        return 0
+    return REFRESH if has_payload(event) else FETCH
 
 
 def has_payload(event: dict) -> bool:
@@ -382,7 +393,7 @@ class EventReplay(_Base):
                     "since"):
                 seen.update(shared.get("seen") or [])
             yield self.replaying(True)
-            listing = self._listing_instead(context, since)
+            listing = self._listing_instead(context, since, seen)
             if listing is not None:
                 yield from listing
             yield from self._replay_events(scan.events_for(self, since), seen,
@@ -425,22 +436,22 @@ class EventReplay(_Base):
                                              "seen": seen or []}
         return Deferred(advance)
 
-    def _listing_instead(self, context: Context | None, since: dt.datetime
-                         ) -> Iterator[Any] | None:
-        """The stream read in full, when that costs fewer requests than the GETs its edits
-        would (events without a payload: one GET each); None to replay them.
-
-        A full read costs about rows / page size requests (`rows`: what the stream has
-        written so far, kept in its position).
+    def _listing_instead(self, context: Context | None, since: dt.datetime,
+                         seen: set[str]) -> Iterator[Any] | None:
+        """The stream read in full instead of replaying its edits, when that is cheaper:
+        the edits cover most of it (at least half of its `rows`: what it has written so far,
+        kept in its position), or they would cost more GETs (events without payloads) than
+        the rows / page size requests of a full read. None: replay them.
         """
-        fetches = self._tap.event_scan.fetches(self, since)
+        total, fetches = self._tap.event_scan.refreshes(self, since, seen)
         rows = self._position(context).get("rows")
-        if not fetches or not isinstance(rows, int) or fetches <= rows / self.page_size + 1:
+        if not total or not isinstance(rows, int) or (
+                total < rows / 2 and fetches <= rows / self.page_size + 1):
             return None
         listing = self.full_listing()
         if listing is not None:
-            self.logger.info("%s: %d edits would cost a GET each; reading the %d rows in full "
-                             "instead", self.name, fetches, rows)
+            self.logger.info("%s: %d edits (%d of them a GET each) of about %d rows; reading "
+                             "it in full instead", self.name, total, fetches, rows)
         return listing
 
     def full_listing(self) -> Iterator[Any] | None:

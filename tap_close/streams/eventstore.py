@@ -12,7 +12,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -21,9 +21,10 @@ SCHEMA = """
 CREATE TABLE event (key TEXT PRIMARY KEY, at TEXT NOT NULL, body BLOB NOT NULL);
 CREATE INDEX event_at ON event (at);
 CREATE TABLE owned (stream TEXT NOT NULL, at TEXT NOT NULL, key TEXT NOT NULL,
-                    fetch INTEGER NOT NULL, PRIMARY KEY (stream, at, key)) WITHOUT ROWID;
+                    cost INTEGER NOT NULL, PRIMARY KEY (stream, at, key)) WITHOUT ROWID;
 """
-BATCH = 500  # rows fetched at a time by a reader
+BATCH = 50  # rows fetched at a time by a reader (each stream read ahead has one)
+REFRESH, FETCH = 1, 2  # an owned event re-emits its row: from its payload, or by a GET
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
@@ -45,6 +46,7 @@ class EventStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=OFF")
         db.execute("PRAGMA busy_timeout=60000")
+        db.execute("PRAGMA cache_size=-256")  # KiB: one connection per reading stream
         return db
 
     def add(self, rows: Iterable[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
@@ -60,19 +62,22 @@ class EventStore:
                     new.append((key, at, event))
         return new
 
-    def own(self, stream: str, rows: Iterable[tuple[str, str, bool]]) -> None:
-        """Note that `stream` owns the events (key, at, fetch: replaying it costs a GET)."""
+    def own(self, stream: str, rows: Iterable[tuple[str, str, int]]) -> None:
+        """Note that `stream` owns the events (key, at, cost: REFRESH, FETCH or 0)."""
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR IGNORE INTO owned VALUES (?, ?, ?, ?)",
-                                 ((stream, at, key, fetch) for key, at, fetch in rows))
+                                 ((stream, at, key, cost) for key, at, cost in rows))
 
-    def fetches(self, stream: str, since: str) -> int:
-        """How many of `stream`'s events since `since` cost a GET to replay."""
-        (count,) = self._db.execute(
-            "SELECT count(*) FROM owned WHERE stream = ? AND at >= ? AND fetch = 1",
-            (stream, since)).fetchone()
-        return int(count)
+    def refreshes(self, stream: str, since: str, skip: Collection[str] = ()
+                  ) -> tuple[int, int]:
+        """`stream`'s events since `since` that re-emit a row, but those in `skip` (a few
+        hundred at most): (all, those needing a GET)."""
+        marks = ",".join("?" * len(skip))  # placeholders only
+        query = ("SELECT count(*), coalesce(sum(cost = ?), 0) FROM owned WHERE stream = ? "  # noqa: S608
+                 f"AND at >= ? AND cost > 0 AND key NOT IN ({marks})")
+        total, fetches = self._db.execute(query, (FETCH, stream, since, *skip)).fetchone()
+        return int(total), int(fetches)
 
     def everything(self) -> Iterator[tuple[str, str, dict]]:
         """Every stored event (key, at, event), oldest first."""
