@@ -99,6 +99,8 @@ class EventScan:
         """Keys of every event read with date_updated >= start; None if more than `limit`."""
         text = format_ts(start)
         with self._lock:
+            if not self._scan(start):  # a first run reads these minutes too
+                return None
             if text not in self._seen:
                 keys = self._store.keys_since(text, limit) if self._store else []
                 self._seen[text] = keys if len(keys) <= limit else None
@@ -399,11 +401,13 @@ class EventReplay(_Base):
             yield from self._replay_events(scan.events_for(self, since), seen,
                                            refresh=listing is None)
             yield self.replaying(False)
+        overlap = scan.seen_since(run_start - SETTLE, SEEN_LIMIT)  # (reads the log if needed)
         if version is not None:
             yield self._activate_version(version)
         if not scan.denied or version is not None:  # else keep the last position (or this
             yield self._new_position(context, version,  # run's checkpoint) for a later run
-                                     None if previous is None else previous.get("reconciled"))
+                                     None if previous is None else previous.get("reconciled"),
+                                     overlap)
 
     def replay_since(self, context: Context | None) -> dt.datetime | None:
         """Where this stream's replay reads the event log from (None: no replay)."""
@@ -416,13 +420,11 @@ class EventReplay(_Base):
         return last if previous.get("complete") is False else last - SETTLE
 
     def _new_position(self, context: Context | None, version: int | None,
-                      reconciled: str | None) -> Deferred:
-        """This run's position, set once every row before it is written; the keys of the
-        events read since run start - SETTLE go to the shared `event_position`. A first run
-        and a re-read count as full reads (`reconciled`)."""
+                      reconciled: str | None, seen: list[str] | None) -> Deferred:
+        """This run's position, set once every row before it is written; `seen` (the keys of
+        the events read since run start - SETTLE) goes to the shared `event_position`. A first
+        run and a re-read count as full reads (`reconciled`)."""
         scan = self._tap.event_scan
-        seen = None if scan.denied else scan.seen_since(self._tap.run_started - SETTLE,
-                                                        SEEN_LIMIT)
         if version is not None or reconciled is None:
             reconciled = self._run_started_text
 
