@@ -31,6 +31,7 @@ KEPT_ACTIONS = ("deleted", "merged", "updated", "created")
 #: the overlap is replayed again instead (at least once).
 SEEN_LIMIT = 500
 DONE_LIMIT = 10_000  # tombstoned ids remembered per replay
+FLUSH = 500  # events held in memory before they are written to disk together
 POSITION = "event_position"  # top-level STATE key shared by every stream
 
 NO_EVENT_LOG = (
@@ -62,6 +63,7 @@ class EventScan:
         self._routed: dict[str, EventReplay] = {}
         self._store: EventStore | None = None
         self._seen: dict[str, list[str] | None] = {}
+        self._pending: list[tuple[str, str, dict, list[tuple[str, int]]]] = []
         self._lock = threading.RLock()
 
     def deny(self, exc: AccessDeniedError) -> None:
@@ -136,6 +138,8 @@ class EventScan:
             except AccessDeniedError as exc:
                 self.deny(exc)
                 return False
+            finally:
+                self._flush()
             self.since = start
         return True
 
@@ -144,29 +148,26 @@ class EventScan:
 
         An edit no stream replays (a lead's or a task's: their main pass reads it) is
         skipped, and an edit's `previous_data` (only a delete's makes a tombstone)."""
-        assert self._store is not None
-        rows, owners = [], []
         for event in page:
             action = event.get("action")
             if action not in KEPT_ACTIONS:
                 continue
-            names = [(name, cost(stream, event)) for name, stream in self._routed.items()
-                     if stream.owns(event) and (action in ("deleted", "merged")
-                                                or stream.refreshes(event))]
-            if not names:
-                continue
-            kept = event if action == "deleted" else {**event, "previous_data": None}
-            when = parse_ts(event.get("date_updated")) or self.until
-            rows.append((event_key(event), format_ts(when), kept))
-            owners.append(names)
-        new = {key for key, _, _ in self._store.add(rows)}
-        owned: dict[str, list[tuple[str, str, int]]] = {}
-        for (key, at, _), names in zip(rows, owners, strict=True):
-            if key in new:
-                for name, fetch in names:
-                    owned.setdefault(name, []).append((key, at, fetch))
-        for name, keys in owned.items():
-            self._store.own(name, keys)
+            owners = [(name, cost(stream, event)) for name, stream in self._routed.items()
+                      if stream.owns(event) and (action in ("deleted", "merged")
+                                                 or stream.refreshes(event))]
+            if owners:
+                kept = event if action == "deleted" else {**event, "previous_data": None}
+                when = parse_ts(event.get("date_updated")) or self.until
+                self._pending.append((event_key(event), format_ts(when), kept, owners))
+        if len(self._pending) >= FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the events held back: one transaction for several pages (each call into
+        SQLite hands the interpreter to the reading threads, and costs a wait to get back)."""
+        if self._pending and self._store is not None:
+            self._store.add(self._pending)
+        self._pending = []
 
     def close(self) -> None:
         if self._store is not None:

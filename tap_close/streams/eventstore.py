@@ -24,6 +24,7 @@ CREATE TABLE owned (stream TEXT NOT NULL, at TEXT NOT NULL, key TEXT NOT NULL,
                     cost INTEGER NOT NULL, PRIMARY KEY (stream, at, key)) WITHOUT ROWID;
 """
 BATCH = 50  # rows fetched at a time by a reader (each stream read ahead has one)
+READER_CACHE, WRITER_CACHE = 256, 8192  # KiB of page cache per connection
 REFRESH, FETCH = 1, 2  # an owned event re-emits its row: from its payload, or by a GET
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -36,31 +37,30 @@ class EventStore:
     def __init__(self) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="tap-close-events-"))
         self.path = self._dir / "events.sqlite"
-        self._db = self._connect()
+        self._db = self._connect(cache_kib=WRITER_CACHE)
         self._db.executescript(SCHEMA)
         self._closed = threading.Event()
         atexit.register(self.close)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, cache_kib: int = READER_CACHE) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=OFF")
         db.execute("PRAGMA busy_timeout=60000")
-        db.execute("PRAGMA cache_size=-256")  # KiB: one connection per reading stream
+        db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
         return db
 
-    def add(self, rows: Iterable[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
-        """Store (key, at, event) rows; returns those not stored before."""
-        new = []
+    def add(self, rows: list[tuple[str, str, dict, list[tuple[str, int]]]]) -> None:
+        """Store (key, at, event, owners) rows, owners as (stream, cost), in one transaction
+        (few calls: each one gives the other threads the interpreter). Windows partition the
+        log, so an event comes once; one stored before is ignored."""
         with self._db:
             self._db.execute("BEGIN")
-            for key, at, event in rows:
-                cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO event VALUES (?, ?, ?)",
-                    (key, at, _encode(event)))
-                if cursor.rowcount:
-                    new.append((key, at, event))
-        return new
+            self._db.executemany("INSERT OR IGNORE INTO event VALUES (?, ?, ?)",
+                                 [(key, at, _encode(event)) for key, at, event, _ in rows])
+            self._db.executemany("INSERT OR IGNORE INTO owned VALUES (?, ?, ?, ?)",
+                                 [(stream, at, key, cost) for key, at, _, owners in rows
+                                  for stream, cost in owners])
 
     def own(self, stream: str, rows: Iterable[tuple[str, str, int]]) -> None:
         """Note that `stream` owns the events (key, at, cost: REFRESH, FETCH or 0)."""
