@@ -24,7 +24,7 @@ CREATE TABLE owned (stream TEXT NOT NULL, at TEXT NOT NULL, key TEXT NOT NULL,
                     cost INTEGER NOT NULL, PRIMARY KEY (stream, at, key)) WITHOUT ROWID;
 """
 BATCH = 50  # rows fetched at a time by a reader (each stream read ahead has one)
-READER_CACHE, WRITER_CACHE = 256, 8192  # KiB of page cache per connection
+READER_CACHE, WRITER_CACHE = 256, 2048  # KiB of page cache per connection
 REFRESH, FETCH = 1, 2  # an owned event re-emits its row: from its payload, or by a GET
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
