@@ -44,7 +44,8 @@ from tap_close.parallel import Prefetcher
 from tap_close.sdk_compat import TapHooks, environment_config
 from tap_close.stores import SCHEMES, open_store, url_scheme
 from tap_close.streams import STREAM_TYPES
-from tap_close.streams.changes import POSITION, EventReplay, EventScan
+from tap_close.streams.changes import POSITION, EventReplay
+from tap_close.streams.eventscan import EventScan
 
 DEFAULT_API_URL = "https://api.close.com/api/v1"
 READ_AHEAD_PER_WORKER = 512 * 1024  # response bytes read ahead and not yet written
