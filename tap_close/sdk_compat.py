@@ -30,6 +30,7 @@ PRIVATE: dict[str, tuple[str, ...] | None] = {
     "Stream._sync_children": ("child_context",),
     "Stream._write_starting_replication_value": ("context",),
     "Stream._write_state_message": (),
+    "Stream._write_activate_version_message": ("full_table_version",),
     "Stream._stream_version": None,
     "Stream._tap": None,
     "Stream._tap_input_catalog": None,
@@ -46,8 +47,8 @@ PRIVATE: dict[str, tuple[str, ...] | None] = {
 }
 
 __all__ = ["PRIVATE", "StreamHooks", "TapHooks", "classproperty", "environment_config",
-           "input_catalog", "pop_deselected_record_properties", "stream_version", "utc_now",
-           "write_state"]
+           "input_catalog", "pop_deselected_record_properties", "set_stream_version",
+           "stream_version", "utc_now", "write_activate_version", "write_state"]
 
 
 def environment_config(schema: dict, prefix: str) -> dict[str, Any]:
@@ -58,6 +59,16 @@ def environment_config(schema: dict, prefix: str) -> dict[str, Any]:
 def stream_version(stream: Stream) -> Any:
     """The version the SDK puts in a stream's RECORD messages (set when its sync starts)."""
     return stream._stream_version
+
+
+def set_stream_version(stream: Stream, version: int) -> None:
+    """Give the stream's RECORD messages this table version from now on."""
+    stream._stream_version = version
+
+
+def write_activate_version(stream: Stream, version: int) -> None:
+    """Write ACTIVATE_VERSION for the stream (each stream map's alias), as the SDK does."""
+    stream._write_activate_version_message(version)
 
 
 def input_catalog(stream: Stream) -> Any:

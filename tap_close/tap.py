@@ -45,7 +45,8 @@ from tap_close.sdk_compat import SYNCING, TapHooks, environment_config
 from tap_close.stores import check_store_url, open_store
 from tap_close.streams import STREAM_TYPES
 from tap_close.streams.base import parse_ts
-from tap_close.streams.changes import EventScan
+from tap_close.streams.changes import POSITION, EventReplay
+from tap_close.streams.eventscan import EventScan
 from tap_close.urls import host_of, url_problem
 
 DEFAULT_API_URL = "https://api.close.com/api/v1"
@@ -220,6 +221,10 @@ SETTINGS = th.PropertiesList(
     th.Property("track_deletes", th.BooleanType, default=True, title="Track deletes",
                 description="Emit tombstone records (with `_sdc_deleted_at`) for objects "
                 "deleted in Close, from the event log."),
+    th.Property("reconcile_every_days", th.NumberType, title="Reconcile every N days",
+                description="Re-read each incremental stream in full every N days as a new "
+                "table version, ending with ACTIVATE_VERSION, so that targets that honour it "
+                "drop rows whose deletes Close does not log. Off when unset."),
     # The SDK's own setting, declared here for its default (the SDK's is false).
     th.Property("emit_activate_version_messages", th.BooleanType, default=True,
                 title="Emit ACTIVATE_VERSION messages",
@@ -354,7 +359,19 @@ class TapClose(TapHooks):
 
     @cached_property
     def event_scan(self) -> EventScan:
-        return EventScan(self.client)
+        return EventScan(self.client, owners=lambda: [
+            s for s in self.streams.values()
+            if isinstance(s, EventReplay) and (s.selected or s.has_selected_descendents)])
+
+    #: The shared event position as this run found it (streams replace it as they finish).
+    previous_event_position: dict[str, Any] | None = None
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """The SDK keeps `bookmarks`; the event position shared by every stream too."""
+        super().load_state(state)
+        if isinstance(state.get(POSITION), dict):
+            self.previous_event_position = dict(state[POSITION])
+            self.state[POSITION] = state[POSITION]  # type: ignore[literal-required]
 
     @cached_property
     def client(self) -> CloseClient:
@@ -435,7 +452,11 @@ class TapClose(TapHooks):
 
     def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK; extended, not replaced
         self.warn_future_bookmarks()
-        super().sync_all()
+        self.event_scan.start()
+        try:
+            super().sync_all()
+        finally:
+            self.event_scan.close()  # its file on disk
         stats = self.client.stats
         self.logger.info(
             "HTTP summary: %d requests, %d retries, %d rate-limited (429), %d token refreshes",

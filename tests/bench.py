@@ -9,6 +9,8 @@ Scenarios (see the README's performance section):
 6. Every activity stream under a rate limit per group, one group or one per path: 429s, s.
 7. An hourly incremental run when nothing changed: its requests, by endpoint.
 8. Three concurrent processes on one organization under a rate limit, against one process.
+9. A bulk edit of every lead and every activity: the full sync, then the incremental run
+   (peak RSS, wall time, requests of both; STATE bytes after each).
 """
 
 from __future__ import annotations
@@ -336,6 +338,41 @@ def scenario_concurrent(tmp: Path, leads: int, limit: int) -> None:
           f"{walls[2] / walls[0]:.2f}x, {spans[2] / spans[0]:.2f}x")
 
 
+BULK_STREAMS = {"leads", "contacts", "opportunities", "tasks", *ACTIVITY_STREAMS}
+
+
+def bulk_edit(emu: CloseEmulator) -> int:
+    """Edit every lead and every activity (as one click in Close would): the events logged."""
+    before = len(emu.events)
+    for lead_id in sorted(emu.data.leads):
+        emu.update_lead(lead_id)
+    for activity_id in sorted(emu.data.acts.items):
+        emu.update_activity(activity_id)
+    return len(emu.events) - before
+
+
+def scenario_bulk(tmp: Path, leads: int) -> None:
+    print(f"\n## 9. A bulk edit of every lead and every activity ({leads:,} leads; leads, "
+          "contacts, opportunities, tasks, every activity stream)\n")
+    with CloseEmulator(seed=48, n_leads=leads) as emu:
+        full = tap_close(emu, tmp, BULK_STREAMS)
+        full_requests = len(emu.request_log)
+        changes = bulk_edit(emu)
+        incremental = tap_close(emu, tmp, BULK_STREAMS, state=full["state"])
+        incremental_requests = len(emu.request_log) - full_requests
+    print(f"{changes:,} change events.\n")
+    print("| run | wall s | records | requests | peak RSS MiB | STATE bytes |")
+    print("|---|---|---|---|---|---|")
+    for name, res, reqs in (("full sync", full, full_requests),
+                            ("incremental after the bulk edit", incremental,
+                             incremental_requests)):
+        size = len(json.dumps(res["state"], separators=(",", ":")))
+        print(f"| {name} | {res['wall']:.1f} | {sum(res['counts'].values()):,} | {reqs:,} | "
+              f"{res['rss']:.0f} | {size:,} |")
+    print(f"\nIncremental / full: wall **{incremental['wall'] / full['wall']:.2f}x**, "
+          f"peak RSS **{incremental['rss'] / full['rss']:.2f}x**")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency-leads", type=int, default=2000)
@@ -347,7 +384,8 @@ def main() -> None:
     parser.add_argument("--activity-leads", type=int, default=4000)
     parser.add_argument("--incremental-leads", type=int, default=1000)
     parser.add_argument("--concurrent-leads", type=int, default=4000)
-    parser.add_argument("--only", choices=["1", "2", "3", "4", "5", "6", "7", "8"])
+    parser.add_argument("--bulk-leads", type=int, default=20000)
+    parser.add_argument("--only", choices=["1", "2", "3", "4", "5", "6", "7", "8", "9"])
     args = parser.parse_args()
     print(f"# tap-close benchmark ({platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')})")
@@ -369,6 +407,8 @@ def main() -> None:
             scenario_incremental(tmp, args.incremental_leads)
         if args.only in (None, "8"):
             scenario_concurrent(tmp, args.concurrent_leads, args.rate_limit)
+        if args.only in (None, "9"):
+            scenario_bulk(tmp, args.bulk_leads)
 
 
 if __name__ == "__main__":

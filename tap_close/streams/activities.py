@@ -15,6 +15,7 @@ from tap_close.streams.base import (
     IncrementalStream,
     Lookback,
     format_ts,
+    parse_ts,
     sorted_range,
 )
 from tap_close.streams.changes import EventReplay
@@ -170,6 +171,10 @@ class ActivityStream(EventReplay, Lookback):
             page.skip.update(i for i, (_, rid) in enumerate(page.keys) if rid in previous)
             previous = {rid for _, rid in page.keys}
             yield page
+
+    def full_listing(self) -> Iterator[Any]:
+        start = parse_ts(self._tap.config.get("start_date"))
+        return self._read_window(start or EPOCH, None)
 
     def owns(self, event: dict) -> bool:
         return activity_kind(self, event) is self.kind

@@ -175,6 +175,11 @@ class LeadsStream(EventReplay, IncrementalStream):
             contacts.feed.start()
         super().write_state_message()
 
+    def versioned_streams(self) -> list[CloseStream]:
+        """A re-read of the leads re-reads their contacts too."""
+        contacts = self._contacts
+        return [self, contacts] if contacts is not None else [self]
+
     def target_for(self, event: dict) -> CloseStream:
         contacts = self._contacts
         if is_contact(event) and contacts is not None:

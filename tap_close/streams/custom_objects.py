@@ -61,6 +61,8 @@ class CustomObjectsStream(EventReplay, CloseStream):
         return id_path(self.path, object_id)
 
     def _needs_full_listing(self, context: Context | None) -> bool:
+        if self.reconcile_version(context) is not None:
+            return True  # a re-read in full (a new table version)
         position = self.previous_position(context) or {}
         since = parse_ts(position.get("since"))
         if position.get("complete") is False:  # the last run died before listing them all

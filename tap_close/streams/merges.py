@@ -9,7 +9,6 @@ still has it, emitted instead of a tombstone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from tap_close.client import id_path
@@ -25,16 +24,13 @@ def _second(event: dict) -> str:
     return str(event.get("date_updated") or "")[:19]  # YYYY-MM-DDTHH:MM:SS
 
 
-def merge_marks(events: Iterable[dict]) -> MergeMarks:
-    """(lead id, second) of every lead in a `merged` event: its destination and its source."""
-    marks: MergeMarks = set()
-    for event in events:
-        if event.get("action") == "merged":
-            meta = event.get("meta") or {}
-            for lead in (event.get("object_id"), meta.get("merge_source_lead_id")):
-                if lead:
-                    marks.add((str(lead), _second(event)))
-    return marks
+def note_merge(event: dict, marks: MergeMarks) -> None:
+    """Add the (lead id, second) of both leads of a `merged` event: destination and source."""
+    if event.get("action") == "merged":
+        meta = event.get("meta") or {}
+        for lead in (event.get("object_id"), meta.get("merge_source_lead_id")):
+            if lead:
+                marks.add((str(lead), _second(event)))
 
 
 def with_merge(event: dict, marks: MergeMarks) -> bool:
