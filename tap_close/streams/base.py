@@ -436,6 +436,7 @@ class Lookback(CloseStream):
     _high = ""  # the largest key this run's main pass has sent (canonical UTC text)
     _cap = ""  # Close's now, last looked at: no bookmark goes past it
     _late = 0
+    _read_started: dt.datetime | None = None
 
     def lookback_start(self, context: Context | None) -> dt.datetime | None:
         """Where this run starts: start_date, or the bookmark, or the last run's read time
@@ -458,8 +459,9 @@ class Lookback(CloseStream):
 
     def begin_read(self, context: Context | None) -> Deferred:
         """Close's time as this run's main pass begins; STATE keeps it with the bookmark."""
-        value = format_ts(self.client.clock.now())
-        return self.update_state(context, read_at=value)
+        now = self.client.clock.now()
+        self._read_started = now  # (see EventReplay.replay)
+        return self.update_state(context, read_at=format_ts(now))
 
     def resend_floor(self, state: dict) -> str | None:
         """The next run's start (see `lookback_start`), as canonical text."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from tap_close.errors import CloseAPIError
 from tap_close.sdk_compat import set_stream_version, write_activate_version, write_state
 from tap_close.streams import merges
-from tap_close.streams.base import CloseStream, Deferred, format_ts, parse_ts
+from tap_close.streams.base import CloseStream, Deferred, format_ts, normalize_ts, parse_ts
 from tap_close.streams.eventlog import event_key
 from tap_close.streams.eventscan import has_payload
 
@@ -59,6 +59,7 @@ class EventReplay(_Base):
     _tap: TapClose
     _replaying = False
     _main_rows = 0  # rows of this run's main pass (a full read's count when it is one)
+    _read_started: dt.datetime | None = None  # Close's time as the main pass began
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
         yield from super().read_records(context)
@@ -100,7 +101,8 @@ class EventReplay(_Base):
                 position = {"since": self._run_started_text, "complete": False}
             state["events"] = {**position, "reconcile": version,
                                "started": self._run_started_text}
-            for key in ("replication_key_value", "bookmark_ids", "progress_markers"):
+            for key in ("replication_key_value", "bookmark_ids", "progress_markers", "sent",
+                        "read_at"):
                 state.pop(key, None)
         elif state.get("events"):
             return
@@ -209,6 +211,11 @@ class EventReplay(_Base):
         return bool((action == "updated" and self.replay_updates)
                     or (action == "created" and self.replay_creates))
 
+    def may_refresh(self, event: dict) -> bool:
+        """Whether this (owned) event may re-emit its object in this run: the event scan keeps
+        it (read before the stream knows, e.g. that its search is refused)."""
+        return self.refreshes(event)
+
     def target_for(self, event: dict) -> CloseStream:
         """The stream whose schema a replayed row follows (this one, unless routed away)."""
         return self
@@ -242,6 +249,18 @@ class EventReplay(_Base):
                 yield from listing
             yield from self._replay_events(scan.events_for(self, since), seen,
                                            refresh=listing is None)
+            yield self.replaying(False)
+        elif previous is None and not scan.denied:
+            # A first run (or a full re-read): its list may have been read before the last
+            # minutes' changes, which the next run skips as `seen`: replay them now. Deletes
+            # only from when its list was read on (one read before has no row to delete), by
+            # Close's clock as its `Date` header tells it: to the second, never later.
+            cutoff = format_ts(self._read_started or run_start)
+            events = (e for e in scan.events_for(self, run_start - SETTLE)
+                      if e.get("action") not in ("deleted", "merged")
+                      or str(normalize_ts(e.get("date_updated")) or "") >= cutoff)
+            yield self.replaying(True)
+            yield from self._replay_events(events, set())
             yield self.replaying(False)
         overlap = scan.seen_since(run_start - SETTLE, SEEN_LIMIT)  # (reads the log if needed)
         if version is not None:

@@ -70,6 +70,7 @@ class CustomObjectsStream(EventReplay, CloseStream):
         return since is None or since < self._tap.run_started - RETENTION
 
     def read_records(self, context: Context | None) -> Iterator[Any]:
+        self._read_started = self.client.clock.now()
         if self._needs_full_listing(context):
             if self._has_types():
                 yield from self._listing()
@@ -79,6 +80,9 @@ class CustomObjectsStream(EventReplay, CloseStream):
 
     def refreshes(self, event: dict) -> bool:
         return self._from_events and super().refreshes(event)
+
+    def may_refresh(self, event: dict) -> bool:
+        return super().refreshes(event)  # kept: the search may yet be refused
 
     def _listing(self) -> Iterator[Any]:
         pages = search_range(self.client, "custom_object", self.selected_fields(), None, None)

@@ -150,7 +150,7 @@ class EventScan:
             merges.note_merge(event, self.merge_marks)
             owners = [(name, cost(stream, event)) for name, stream in self._routed.items()
                       if stream.owns(event) and (action in ("deleted", "merged")
-                                                 or stream.refreshes(event))]
+                                                 or stream.may_refresh(event))]
             if owners:
                 kept = event if action == "deleted" else {**event, "previous_data": None}
                 when = parse_ts(event.get("date_updated")) or self.until
@@ -172,7 +172,7 @@ class EventScan:
 
 def cost(stream: EventReplay, event: dict) -> int:
     """What replaying an owned event costs: 0 (a tombstone), REFRESH or FETCH (a GET)."""
-    if event.get("action") in ("deleted", "merged") or not stream.refreshes(event):
+    if event.get("action") in ("deleted", "merged") or not stream.may_refresh(event):
         return 0
     return REFRESH if has_payload(event) else FETCH
 
