@@ -9,7 +9,6 @@ $TAP_CLOSE_CLIENT_SECRET or a prompt (`--client-secret` would show in `ps`).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import getpass
 import json
 import os
@@ -31,6 +30,7 @@ from tap_close.auth import (
     token_record,
 )
 from tap_close.stores import open_store
+from tap_close.stores.file import drop_temp
 from tap_close.urls import url_problem
 
 try:
@@ -241,12 +241,8 @@ class PrivateFile:
     def discard(self) -> None:
         """Remove the temp file unless it was renamed into place."""
         if self._temp is not None:
-            fd, name = self._temp
-            self._temp = None
-            with contextlib.suppress(OSError):
-                os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(name)
+            temp, self._temp = self._temp, None
+            drop_temp(*temp)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,6 +25,14 @@ def legacy_default_path(client_id: str) -> Path:
     return state_dir() / f"oauth-{client_slug(client_id)}.json"
 
 
+
+def drop_temp(fd: int, name: str) -> None:
+    """Close and remove a temp file that was not renamed into place (errors ignored)."""
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+
 class FileStore(TokenStore):
     """A JSON file (mode 0600) written by temp file, fsync and rename."""
 
@@ -105,12 +113,8 @@ class FileStore(TokenStore):
 
     def _drop_temp(self) -> None:
         if self._temp is not None:
-            fd, name = self._temp
-            self._temp = None
-            with contextlib.suppress(OSError):
-                os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(name)
+            temp, self._temp = self._temp, None
+            drop_temp(*temp)
 
     def save(self, record: dict[str, Any]) -> None:
         """Atomically replace the store: temp file in the same dir, fsync, rename."""
