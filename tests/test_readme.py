@@ -178,7 +178,10 @@ def shell(command: str, *, env: dict[str, str] | None = None, stdin: str | None 
           timeout: float = 120, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """Run one README command with bash, with this checkout's venv first on PATH (as after
     `make install` and activating it)."""
-    run_env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **(env or {})}
+    # As typed in a shell: not inside `make test`'s make (whose MAKEFLAGS/MAKELEVEL would make
+    # a `make` command print "Entering/Leaving directory" lines).
+    outer = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    run_env = {**outer, "PATH": f"{BIN}:{os.environ['PATH']}", **(env or {})}
     return subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=cwd,
                           env=run_env, input=stdin, timeout=timeout, check=False)
 
