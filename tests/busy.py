@@ -19,6 +19,7 @@ from typing import Any
 
 from tests.emulator import CloseEmulator
 from tests.emulator.timeutil import parse_dt
+from tests.harness import singer_messages
 
 Obj = dict[str, Any]
 
@@ -139,13 +140,7 @@ class Target:
         self.keys: dict[str, list[str]] = {}
 
     def load(self, stdout: str) -> Target:
-        for line in stdout.splitlines():
-            if not line.startswith('{"type"'):
-                continue
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue  # the cut last line of a killed run
+        for msg in singer_messages(stdout):
             kind, stream = msg.get("type"), msg.get("stream")
             if kind == "SCHEMA":
                 self.keys[stream] = msg.get("key_properties") or ["id"]

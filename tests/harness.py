@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,16 +69,21 @@ def run_tap(
     return parse_run(proc.returncode, proc.stdout, proc.stderr)
 
 
-def parse_run(returncode: int, stdout: str, stderr: str) -> TapRun:
-    """Collect the Singer messages of a finished (or killed) tap's stdout."""
-    run = TapRun(returncode, stdout, stderr)
+def singer_messages(stdout: str) -> Iterator[dict]:
+    """The Singer messages of a tap's stdout (a killed process's cut last line skipped)."""
     for line in stdout.splitlines():
         if not line.startswith('{"type"'):
             continue
         try:
-            msg = json.loads(line)
+            yield json.loads(line)
         except ValueError:
-            continue  # the cut last line of a killed process
+            continue
+
+
+def parse_run(returncode: int, stdout: str, stderr: str) -> TapRun:
+    """Collect the Singer messages of a finished (or killed) tap's stdout."""
+    run = TapRun(returncode, stdout, stderr)
+    for msg in singer_messages(stdout):
         kind = msg.get("type")
         if kind == "RECORD":
             run.records[msg["stream"]].append(msg["record"])

@@ -3,6 +3,7 @@ body)`, which returns (status, headers, body) or None to hang up without an answ
 
 from __future__ import annotations
 
+import http.client
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -60,3 +61,21 @@ def scripted(script: Script) -> Iterator[ScriptedServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+#: Headers a forwarding front never passes on (hop-by-hop, or set again by http.client).
+HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "host"})
+
+
+def forward(port: int, method: str, path: str, headers: dict, body: bytes, *,
+            hop: frozenset[str] | set[str] = HOP) -> tuple[int, dict[str, str], bytes]:
+    """Pass one request on to 127.0.0.1:`port`; its status, headers (less `hop`) and body."""
+    upstream = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        upstream.request(method, path, body or None,
+                         {k: v for k, v in headers.items() if k.lower() not in hop})
+        reply = upstream.getresponse()
+        data = reply.read()
+        return reply.status, {k: v for k, v in reply.getheaders() if k.lower() not in hop}, data
+    finally:
+        upstream.close()

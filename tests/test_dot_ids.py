@@ -5,7 +5,6 @@ the raw request paths."""
 
 from __future__ import annotations
 
-import http.client
 import json
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,10 @@ from typing import Any
 from tests.conftest import api_key_config
 from tests.emulator import CloseEmulator
 from tests.harness import run_tap
-from tests.scripted import scripted
+from tests.scripted import HOP as scripted_hop
+from tests.scripted import forward, scripted
 
-HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host",
-       "accept-encoding", "content-encoding"}
+HOP = scripted_hop | {"accept-encoding", "content-encoding"}  # the JSON is edited
 DOTS = {"id": "..", "name": "dots", "date_created": "2024-01-01T00:00:00+00:00",
         "date_updated": "2024-01-01T00:00:00+00:00", "organization_id": "x"}
 
@@ -29,18 +28,12 @@ def test_dot_ids_are_quoted(tmp_path: Path) -> None:
             if path.startswith("/api/v1/group/%2E%2E/"):
                 return 200, {"Content-Type": "application/json"}, json.dumps(
                     {"name": "dots", "members": []}).encode()
-            upstream = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            upstream.request(method, path, body or None,
-                             {k: v for k, v in headers.items() if k.lower() not in HOP})
-            reply = upstream.getresponse()
-            data = reply.read()
-            upstream.close()
-            if path.startswith("/api/v1/group/?") and reply.status == 200:
+            status, sent, data = forward(port, method, path, headers, body, hop=HOP)
+            if path.startswith("/api/v1/group/?") and status == 200:
                 page = json.loads(data)
                 page["data"].append(DOTS)
                 data = json.dumps(page).encode()
-            return reply.status, {k: v for k, v in reply.getheaders()
-                                  if k.lower() not in HOP}, data
+            return status, sent, data
 
         with scripted(script) as front:
             run = run_tap(api_key_config(emu, api_url=front.url + "/api/v1")).assert_ok()

@@ -5,7 +5,6 @@ emulator."""
 
 from __future__ import annotations
 
-import http.client
 import re
 import signal
 import threading
@@ -17,10 +16,9 @@ from typing import Any
 
 from tests.conftest import api_key_config
 from tests.emulator import CloseEmulator
-from tests.scripted import ScriptedServer, scripted
+from tests.scripted import ScriptedServer, forward, scripted
 from tests.test_reliability_support import TapProcess, assert_clean, emulator_secrets
 
-HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 WAITING = re.compile(r"429 on GET /lead/; waiting ([0-9.e+]+|inf|nan)s")
 
 
@@ -36,13 +34,7 @@ def throttled(emu: CloseEmulator, *retry_after: str) -> Iterator[ScriptedServer]
         if value is not None:
             return 429, {"Retry-After": value, "Content-Type": "application/json"}, (
                 b'{"error": "API call count exceeded"}')
-        upstream = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        upstream.request(method, path, body or None,
-                         {k: v for k, v in headers.items() if k.lower() not in HOP})
-        reply = upstream.getresponse()
-        data = reply.read()
-        upstream.close()
-        return reply.status, {k: v for k, v in reply.getheaders() if k.lower() not in HOP}, data
+        return forward(port, method, path, headers, body)
 
     with scripted(script) as server:
         yield server
