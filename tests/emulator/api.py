@@ -8,6 +8,8 @@ import json
 import re
 from collections.abc import Callable
 
+from . import gen_activity as ga
+from .activities import event_type
 from .api_activity import ActivityRoutes
 from .api_objects import ObjectRoutes
 from .api_search import SearchRoutes
@@ -21,6 +23,7 @@ from .apibase import (
     project,
 )
 from .lag import hidden_tail
+from .objects import KINDS as OBJECT_KINDS
 from .timeutil import fmt_aware, parse_dt
 
 __all__ = ["DATE_OPS", "Api", "ApiError", "Page", "Result", "project"]
@@ -34,6 +37,16 @@ _CLAUSE = re.compile(
     r'(?:"([^"]*)"|(\S+))'
 )
 _SORT = re.compile(r"\bsort:\s*(-?)(date_updated|date_created|updated|created)\b")
+
+
+#: /event/ filter combinations Close documents (any may add date_updated bounds).
+EVENT_FILTERS = ("object_type", "action", "object_id", "lead_id", "user_id", "request_id")
+EVENT_COMBOS = {frozenset(c.split("+")) for c in (
+    "object_type+object_id", "object_type+action", "object_id+action", "lead_id+object_type",
+    "lead_id+object_type+action", "lead_id+user_id+object_type",
+    "lead_id+user_id+object_type+action", "lead_id+user_id", "user_id+object_id",
+    "user_id+object_id+action", "user_id+object_type", "user_id+object_type+action",
+    "lead_id", "user_id", "request_id")} | {frozenset()}
 
 
 def _field(name: str) -> str:
@@ -257,11 +270,9 @@ class Api(ActivityRoutes, ObjectRoutes, SearchRoutes):
                 if params.get(name):
                     bounds[suffix] = self._bound(name, params[name], naive=True)
             pos = len(events)
-        filters = {
-            k: params[k]
-            for k in ("object_type", "action", "object_id", "lead_id", "user_id", "request_id")
-            if params.get(k)
-        }
+        filters = {k: params[k] for k in EVENT_FILTERS if params.get(k)}
+        self._check_event_filters(filters)
+        served = self._served_type
         lower = [(DATE_OPS[s], b) for s, b in bounds.items() if s in ("gt", "gte")]
         upper = [(DATE_OPS[s], b) for s, b in bounds.items() if s in ("lt", "lte")]
         page: list[Obj] = []
@@ -274,7 +285,8 @@ class Api(ActivityRoutes, ObjectRoutes, SearchRoutes):
             if not all(_compare(du, op, b) for op, b in lower):
                 break  # everything further back is older still
             if id(ev) not in hidden and all(_compare(du, op, b) for op, b in upper) and all(
-                ev.get(k) == v for k, v in filters.items()
+                (served(ev) if k == "object_type" else ev.get(k)) == v
+                for k, v in filters.items()
             ):
                 if len(page) == limit:
                     next_pos = i + 1
@@ -296,11 +308,38 @@ class Api(ActivityRoutes, ObjectRoutes, SearchRoutes):
             cached=False,
         )
 
+    def _check_event_filters(self, filters: dict[str, str]) -> None:
+        """Only the combinations Close documents; under `event_filter_unknown_refused`, an
+        object_type Close does not know is refused too (else it matches nothing)."""
+        if frozenset(filters) not in EVENT_COMBOS:
+            raise ApiError(400, "This combination of filters is not supported: "
+                           + ", ".join(sorted(filters)))
+        wanted = filters.get("object_type")
+        if wanted and "event_filter_unknown_refused" in self.data.quirks and (
+                wanted not in self._known_types()):
+            raise ApiError(400, f"Invalid object_type: {wanted!r}")
+
+    def _known_types(self) -> set[str]:
+        """Every object_type the event log may serve (as served)."""
+        types = {"lead", "contact", "opportunity", *(f"task.{t}" for t in ga.TASK_TYPES),
+                 *(kind.event_type for kind in OBJECT_KINDS.values())}
+        types.update(self._served_type({"object_type": event_type(kind)})
+                     for kind in ga.ACTIVITY_TYPES)
+        if "custom_object_event_type_other" in self.data.quirks:
+            types.add("custom_object_instance")
+        return types
+
+    def _served_type(self, event: Obj) -> str:
+        """The object_type as served: bare activity types (`note`) under `event_type_bare`."""
+        if "event_type_bare" in self.data.quirks:
+            return str(event["object_type"]).removeprefix("activity.")
+        return str(event["object_type"])
+
     def _payload(self, event: Obj) -> Obj:
         """Hide data/previous_data like Close does for non-admin callers (event_payloads=False);
         spell activity object types bare (`note`) under the `event_type_bare` quirk."""
         if "event_type_bare" in self.data.quirks and event["object_type"].startswith("activity."):
-            event = {**event, "object_type": event["object_type"].removeprefix("activity.")}
+            event = {**event, "object_type": self._served_type(event)}
         if self.event_payloads:
             return event
         return {**event, "data": None, "previous_data": None}
