@@ -170,7 +170,8 @@ class EventScan:
         if not self.targeted:
             self.targeted = True
             self._caps = {s.name: cap for s in streams if (cap := s.update_cap()) is not None}
-            self._cap()
+            self._cap()  # the sample's edits
+            self._edits.clear()  # counted again as the targeted reads (of the whole gap) go
         queries = targeted.plan(streams, self._spellings, self.capped)
         self.log.info("Event log: more events since %s than a sample of them; reading only "
                       "the deletes, merges and edits the streams replay (%d queries)",

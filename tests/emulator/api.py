@@ -311,6 +311,8 @@ class Api(ActivityRoutes, ObjectRoutes, SearchRoutes):
     def _check_event_filters(self, filters: dict[str, str]) -> None:
         """Only the combinations Close documents; under `event_filter_unknown_refused`, an
         object_type Close does not know is refused too (else it matches nothing)."""
+        if filters and "event_filters_refused" in self.data.quirks:
+            raise ApiError(400, "Filtering the event log is not available")
         if frozenset(filters) not in EVENT_COMBOS:
             raise ApiError(400, "This combination of filters is not supported: "
                            + ", ".join(sorted(filters)))
