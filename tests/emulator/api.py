@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from . import gen_activity as ga
 from .activities import event_type
@@ -70,6 +71,9 @@ def _decode_cursor(cursor: str) -> Obj:
 
 class Api(ActivityRoutes, ObjectRoutes, SearchRoutes):
     """All GET routes; route groups live in mixins over ApiBase."""
+
+    #: (the log's length and last event, positions per (object_type, action)): see /event/
+    _event_index: tuple[tuple[int, int], dict[tuple[str, str], list[int]]] = ((-1, 0), {})
 
     # --- routing ------------------------------------------------------------------------------
 
@@ -278,8 +282,7 @@ class Api(ActivityRoutes, ObjectRoutes, SearchRoutes):
         page: list[Obj] = []
         next_pos: int | None = None
         last = pos
-        i = pos - 1
-        while i >= 0:  # events are stored oldest first; walk backwards
+        for i in self._event_positions(filters, pos):  # oldest first stored: walk backwards
             ev = events[i]
             du = ev["date_updated"]
             if not all(_compare(du, op, b) for op, b in lower):
@@ -293,7 +296,6 @@ class Api(ActivityRoutes, ObjectRoutes, SearchRoutes):
                     break
                 page.append(ev)
                 last = i
-            i -= 1
         if next_pos is not None:
             next_pos = last
         fields = self._fields(params)
@@ -307,6 +309,21 @@ class Api(ActivityRoutes, ObjectRoutes, SearchRoutes):
             {"cursor_next": cursor_next, "cursor_previous": None},
             cached=False,
         )
+
+    def _event_positions(self, filters: dict[str, str], pos: int) -> Iterable[int]:
+        """Positions below `pos` to look at, newest first: with object_type+action, those of
+        that pair only (an index, as Close's database has; rebuilt when the log changes)."""
+        if set(filters) != {"object_type", "action"}:
+            return range(pos - 1, -1, -1)
+        events = self.data.events
+        mark = (len(events), id(events[-1]) if events else 0)
+        if self._event_index[0] != mark:
+            index: dict[tuple[str, str], list[int]] = {}
+            for i, event in enumerate(events):
+                index.setdefault((self._served_type(event), event["action"]), []).append(i)
+            self._event_index = (mark, index)
+        positions = self._event_index[1].get((filters["object_type"], filters["action"]), [])
+        return reversed(positions[:bisect.bisect_left(positions, pos)])
 
     def _check_event_filters(self, filters: dict[str, str]) -> None:
         """Only the combinations Close documents; under `event_filter_unknown_refused`, an
