@@ -21,9 +21,10 @@ from tap_close.streams.eventlog import Query
 if TYPE_CHECKING:
     from tap_close.streams.changes import EventReplay
 
-#: Unfiltered pages read before switching: about the number of targeted queries (the cost
-#: of the switch), within these bounds, never more (a gap of any size costs no more).
-MIN_SAMPLE, MAX_SAMPLE = 20, 120
+#: Unfiltered pages read before switching: half the number of targeted queries before the
+#: sample teaches any spelling (about what the switch costs once it has), within these
+#: bounds: a gap of any size costs no more.
+MIN_SAMPLE, MAX_SAMPLE = 20, 60
 REFRESH_ACTIONS = ("updated", "created")
 
 
@@ -68,4 +69,4 @@ def plan(streams: Iterable[EventReplay], observed: dict[str, set[str]],
 
 def sample_budget(streams: Iterable[EventReplay]) -> int:
     """Unfiltered pages worth reading before the switch (see MIN_SAMPLE)."""
-    return max(MIN_SAMPLE, min(MAX_SAMPLE, len(plan(streams, {}))))
+    return max(MIN_SAMPLE, min(MAX_SAMPLE, len(plan(streams, {})) // 2))
