@@ -50,6 +50,14 @@ class Query:
         self.cancelled = False
         self.refused: CloseAPIError | None = None
         self.pages = 0
+        self.page_limit: int | None = None  # pages to read at most (then `truncated`)
+        self.truncated = False
+
+    def stop_here(self) -> bool:
+        """Whether its windows stop before their next request."""
+        if self.page_limit is not None and self.pages >= self.page_limit:
+            self.truncated = True
+        return self.cancelled or self.truncated
 
     def __repr__(self) -> str:
         return "&".join(f"{k}={v}" for k, v in self.filters.items()) or "(all)"
@@ -87,7 +95,7 @@ def walk(client: CloseClient, window: Window, split: Splitter | None = None
         params["date_updated__lt"] = window.upper.isoformat()
     before: set[str] = set()
     limit = EVENT_PAGE
-    while not window.query.cancelled:
+    while not window.query.stop_here():
         body, limit = client.page("/event/", params, limit)
         page = body.get("data") or []
         lower, upper = window.lower, window.upper

@@ -22,7 +22,7 @@ from tap_close.client import CloseClient
 from tap_close.errors import AccessDeniedError, CloseAPIError
 from tap_close.streams import merges, targeted
 from tap_close.streams.base import UTC, format_ts, parse_ts
-from tap_close.streams.eventlog import EventWindows, event_key
+from tap_close.streams.eventlog import EVENT_PAGE, EventWindows, Query, event_key
 from tap_close.streams.eventstore import FETCH, REFRESH, EventStore
 from tap_close.streams.targeted import REFRESH_ACTIONS, TargetedQuery
 
@@ -150,18 +150,12 @@ class EventScan:
 
     def _sample(self, lower: dt.datetime, upper: dt.datetime | None) -> bool:
         """Every event of [lower, upper), up to a page budget: True if all were read."""
-        budget = targeted.sample_budget(self._routed.values())
-        pages = EventWindows(self.client, lower, upper, self.client.workers).pages()
-        read = 0
-        try:
-            for page, mark in pages:
-                self._add(page)
-                read += mark is None
-                if read >= budget:
-                    return False
-        finally:
-            pages.close()
-        return True
+        sample = Query()
+        sample.page_limit = targeted.sample_budget(self._routed.values())
+        for page, _ in EventWindows(self.client, lower, upper, self.client.workers,
+                                    [sample]).pages():
+            self._add(page)
+        return not sample.truncated
 
     def _targeted(self, lower: dt.datetime, upper: dt.datetime | None) -> None:
         """Only the events the streams replay, over the whole of [lower, upper) (those the
@@ -176,6 +170,10 @@ class EventScan:
         self.log.info("Event log: more events since %s than a sample of them; reading only "
                       "the deletes, merges and edits the streams replay (%d queries)",
                       format_ts(lower), len(queries))
+        for query in queries:  # a stream's edits stop at its cap (a page or so beyond)
+            caps = [cap for name in query.owners if (cap := self._caps.get(name)) is not None]
+            if query.action in REFRESH_ACTIONS and caps and len(caps) == len(query.owners):
+                query.page_limit = max(caps) // EVENT_PAGE + 2
         windows = EventWindows(self.client, lower, upper, self.client.workers, list(queries))
         try:
             for _, page in windows.by_query():
@@ -186,6 +184,12 @@ class EventScan:
                 raise
             self._everything(lower, upper, f"HTTP {exc.status} to an object_type+action read")
             return
+        for query in queries:
+            if query.truncated and not query.owners <= self.capped:
+                self.capped |= query.owners
+                self.log.info("%s: over %d pages of edits in the event log; not reading more "
+                              "of them (read in full)", ", ".join(sorted(query.owners)),
+                              query.page_limit)
         refused = [q for q in queries if q.refused]
         if refused:
             self.log.info("Event log: Close knows no object_type %s (400): no such events",
