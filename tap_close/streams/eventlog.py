@@ -17,7 +17,7 @@ import itertools
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tap_close.client import CloseClient
@@ -138,7 +138,8 @@ class EventWindows:
 
     With `queries` (filtered reads), each reads the whole range; `by_query()` tells which
     query a page answers, and a query Close refuses (400 to its first request) ends with
-    `refused` set instead of failing the others. The mark is kept for one query only.
+    `refused` set instead of failing the others. The mark is kept for one query only, read
+    to its end.
     """
 
     def __init__(self, client: CloseClient, lower: dt.datetime, upper: dt.datetime | None,
@@ -156,7 +157,7 @@ class EventWindows:
         self._stop = threading.Event()
         self._complete: list[tuple[dt.datetime, dt.datetime]] = []
 
-    def pages(self) -> Generator[tuple[list[dict], dt.datetime | None]]:
+    def pages(self) -> Iterator[tuple[list[dict], dt.datetime | None]]:
         for _, page, mark in self._results():
             yield page, mark
 
@@ -187,8 +188,9 @@ class EventWindows:
 
     def _finish(self, window: Window) -> bool:
         """Note a window complete; True if the mark moved."""
-        if len(self.queries) > 1:
-            return False
+        query = self.queries[0]
+        if len(self.queries) > 1 or query.truncated or query.cancelled:
+            return False  # a window stopped early is not complete
         self._complete.append((window.lower, window.upper or _END))
         self._complete.sort()
         moved = False
