@@ -7,7 +7,9 @@ reading of the event log's spellings and filters.
 
 from __future__ import annotations
 
+import json
 import math
+import signal
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -99,8 +101,30 @@ def test_bulk_gap_is_read_targeted_and_exact(tmp_path: Path, quirks: tuple[str, 
                     and e["params"].get("action") == "updated"], "no lead edit is read"
         if refused:
             assert "Close knows no object_type" in stderr
+        assert len(json.dumps(state)) < 64 * 1024
         # The next run starts from there: nothing lost, nothing new.
         out, state, _ = run(emu, tmp_path, catalog, state, "again")
+        target.load(out)
+        assert_exact(target, emu)
+
+
+def test_kill_during_a_targeted_run_and_resume_stay_exact(tmp_path: Path) -> None:
+    with CloseEmulator(seed=84, n_leads=30, max_limit={"event": EVENT_PAGE}) as emu:
+        config = api_key_config(emu)
+        catalog = selected_catalog(config, tmp_path, STREAMS)
+        target = Target()
+        out, state, _ = run(emu, tmp_path, catalog, None, "full")
+        target.load(out)
+        bulk_change(emu)
+        proc = TapProcess(config, tmp_path, state=state, catalog=catalog, name="killed")
+        assert proc.read_until(lambda line, _: '"stream":"note_activities"' in line
+                               and line.startswith('{"type":"RECORD"')), "ended before"
+        proc.send(signal.SIGKILL)
+        killed = proc.finish()
+        target.load(killed.stdout)
+        assert SWITCHED in killed.stderr
+        emu.delete_activity(ids(emu, "note_activities")[0])  # while no run is going
+        out, _, _ = run(emu, tmp_path, catalog, killed.state or state, "resumed")
         target.load(out)
         assert_exact(target, emu)
 
