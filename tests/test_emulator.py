@@ -313,14 +313,15 @@ def test_event_cursor_paging(fresh: CloseEmulator) -> None:
 
     s = session(fresh)
     seen: list[str] = []
-    params: dict[str, Any] = {"_limit": 4, "object_type": "lead"}
+    params: dict[str, Any] = {"_limit": 4, "object_type": "lead", "action": "updated"}
     while True:
         body = s.get(fresh.api_url + "/event/", params=params).json()
         assert body["cursor_previous"] is None
         seen += [ev["id"] for ev in body["data"]]
         if not body["cursor_next"]:
             break
-        params = {"_limit": 4, "object_type": "lead", "_cursor": body["cursor_next"]}
+        params = {"_limit": 4, "object_type": "lead", "action": "updated",
+                  "_cursor": body["cursor_next"]}
     assert seen == all_ids and len(seen) == 12
 
     # date_updated filters live in the cursor and are not resent

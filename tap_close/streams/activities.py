@@ -62,10 +62,23 @@ KINDS = [
          ("activity.custom_activity", "activity.custom")),
 ]
 KIND_BY_TYPE = {kind.type_name: kind for kind in KINDS}
+#: Task `_type`s (Close's docs); a task's event object_type is `task.<_type>`.
+TASK_TYPES = ("lead", "incoming_email", "email_followup", "missed_call",
+              "answered_detached_call", "voicemail", "opportunity_due", "incoming_sms",
+              "outgoing_call")
 #: Every spelling of a kind's event object_type seen in Close's docs, without `activity.`
 #: (`note` in one example, `activity.note` in the event list).
 KIND_BY_EVENT_NAME = {name.removeprefix("activity."): kind for kind in KINDS
                       for name in (*kind.events, kind.path, kind.path.replace("/", "."))}
+
+
+def spellings(kind: Kind) -> tuple[str, ...]:
+    """Every candidate event object_type of a kind: each name, bare and `activity.`-dotted
+    (a name with a dot of its own, `status_change.lead`, as it is)."""
+    bare = sorted(name for name, found in KIND_BY_EVENT_NAME.items()
+                  if found is kind and "/" not in name)
+    return tuple(spelling for name in bare
+                 for spelling in ((name,) if "." in name else (f"activity.{name}", name)))
 
 
 def _payload_type(event: dict) -> str | None:
@@ -172,12 +185,17 @@ class ActivityStream(EventReplay, Lookback):
             previous = {rid for _, rid in page.keys}
             yield page
 
+    lists_in_full = True
+
     def full_listing(self) -> Iterator[Any]:
         start = parse_ts(self._tap.config.get("start_date"))
         return self._read_window(start or EPOCH, None)
 
     def owns(self, event: dict) -> bool:
         return activity_kind(self, event) is self.kind
+
+    def event_type_groups(self) -> list[tuple[str, ...]]:
+        return [spellings(self.kind)]
 
     def object_path(self, object_id: str) -> str:
         return id_path(self.path, object_id)
@@ -223,6 +241,9 @@ class TasksStream(EventReplay, IncrementalStream):
 
     def owns(self, event: dict) -> bool:
         return super().owns(event) or str(event.get("object_type") or "").startswith("task.")
+
+    def event_type_groups(self) -> list[tuple[str, ...]]:
+        return [(f"task.{name}",) for name in TASK_TYPES]
 
     def advance_bookmark(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Bookmarks move per finished window instead (records are not in key order)."""

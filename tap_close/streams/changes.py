@@ -11,7 +11,7 @@ from tap_close.errors import CloseAPIError
 from tap_close.sdk_compat import set_stream_version, write_activate_version, write_state
 from tap_close.streams import merges
 from tap_close.streams.base import CloseStream, Deferred, format_ts, normalize_ts, parse_ts
-from tap_close.streams.eventlog import event_key
+from tap_close.streams.eventlog import EVENT_PAGE, event_key
 from tap_close.streams.eventscan import has_payload
 
 if TYPE_CHECKING:
@@ -26,6 +26,9 @@ RETENTION = dt.timedelta(days=30)
 #: the overlap is replayed again instead (at least once).
 SEEN_LIMIT = 500
 DONE_LIMIT = 10_000  # tombstoned ids remembered per replay
+#: In a targeted read of the log, a stream read in full once its edit events cost this share
+#: of a full read (rows / page size requests): a bounded waste, never dearer than 1.1 reads.
+CAP_SHARE = 0.1
 POSITION = "event_position"  # top-level STATE key shared by every stream
 
 if TYPE_CHECKING:
@@ -55,6 +58,7 @@ class EventReplay(_Base):
     id_prefixes: ClassVar[tuple[str, ...]] = ()
     replay_updates: ClassVar[bool] = False
     replay_creates: ClassVar[bool] = False  # for streams read only through the event log
+    lists_in_full: ClassVar[bool] = False  # `full_listing` is offered
     emits_tombstones = True
     _tap: TapClose
     _replaying = False
@@ -211,6 +215,25 @@ class EventReplay(_Base):
         return bool((action == "updated" and self.replay_updates)
                     or (action == "created" and self.replay_creates))
 
+    def event_type_groups(self) -> list[tuple[str, ...]]:
+        """This stream's event object types, each as its candidate spellings."""
+        return [(name,) for name in self.event_object_types]
+
+    def event_actions(self, group: tuple[str, ...]) -> tuple[str, ...]:
+        """The actions of a type (`group`) this stream replays: deletes, and edits/creates
+        if it replays them."""
+        return ("deleted", *(("updated",) if self.replay_updates else ()),
+                *(("created",) if self.replay_creates else ()))
+
+    def update_cap(self) -> int | None:
+        """Edit events past which a targeted read of the log stops reading this stream's
+        edits and reads it in full instead (None: no cap, its edits are read)."""
+        rows = self._position(None).get("rows")
+        if (not self.lists_in_full or not self.replay_updates or not isinstance(rows, int)
+                or self.previous_position(None) is None):
+            return None
+        return max(EVENT_PAGE, int(CAP_SHARE * rows / self.page_size * EVENT_PAGE))
+
     def may_refresh(self, event: dict) -> bool:
         """Whether this (owned) event may re-emit its object in this run: the event scan keeps
         it (read before the stream knows, e.g. that its search is refused)."""
@@ -306,7 +329,14 @@ class EventReplay(_Base):
         kept in its position), or they would cost more GETs (events without payloads) than
         the rows / page size requests of a full read. None: replay them.
         """
-        total, fetches = self._tap.event_scan.refreshes(self, since, seen)
+        scan = self._tap.event_scan
+        total, fetches = scan.refreshes(self, since, seen)
+        if self.name in scan.capped:
+            listing = self.full_listing()
+            assert listing is not None  # `lists_in_full`
+            self.logger.info("%s: more edits than a tenth of a full read costs; their events "
+                             "were not all read: reading it in full instead", self.name)
+            return listing
         rows = self._position(context).get("rows")
         if not total or not isinstance(rows, int) or (
                 total < rows / 2 and fetches <= rows / self.page_size + 1):

@@ -135,6 +135,11 @@ class LeadsStream(EventReplay, IncrementalStream):
         """Contact creates and edits (hook: contact rows go to the contacts stream)."""
         return is_contact(event) and event.get("action") in ("created", "updated")
 
+    def event_actions(self, group: tuple[str, ...]) -> tuple[str, ...]:
+        if "lead" in group:
+            return ("deleted", "merged")
+        return ("deleted", "created", "updated")  # a contact's
+
     def object_path(self, object_id: str) -> str:
         return id_path("/contact/" if object_id.startswith("cont_") else self.path, object_id)
 

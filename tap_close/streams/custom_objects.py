@@ -60,6 +60,10 @@ class CustomObjectsStream(EventReplay, CloseStream):
     def object_path(self, object_id: str) -> str:
         return id_path(self.path, object_id)
 
+    def event_type_groups(self) -> list[tuple[str, ...]]:
+        """Undocumented: the type's name, and the other reading the emulator offers."""
+        return [("custom_object", "custom_object_instance")]
+
     def _needs_full_listing(self, context: Context | None) -> bool:
         if self.reconcile_version(context) is not None:
             return True  # a re-read in full (a new table version)

@@ -5,6 +5,9 @@ request at a time. `EventWindows` reads the first page alone (a small range stay
 request); from a chain's second page on, idle workers take older parts of what it has not
 read yet, again and again, so windows end up with about equal event counts whatever the
 density. Windows partition the range, so each event belongs to one window.
+
+Several `Query`s (filters such as `object_type`+`action`, resent with every cursor) may be
+read at once: each has windows of its own, and may be cancelled or refused (400) alone.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from tap_close.client import CloseClient
+from tap_close.errors import CloseAPIError, LimitTooLargeError
 from tap_close.ratelimit import endpoint_group
 from tap_close.streams.base import UTC, parse_ts
 
@@ -36,13 +40,37 @@ def _second(value: dt.datetime) -> dt.datetime:
     return value.replace(microsecond=0)
 
 
+class Query:
+    """One filtered read of the log (no filters: every event). `cancelled` stops its windows
+    before their next request; `refused` is Close's 400 to its first request (an unknown
+    filter value), `pages` the pages it returned."""
+
+    def __init__(self, filters: dict[str, str] | None = None) -> None:
+        self.filters = dict(filters or {})
+        self.cancelled = False
+        self.refused: CloseAPIError | None = None
+        self.pages = 0
+        self.page_limit: int | None = None  # pages to read at most (then `truncated`)
+        self.truncated = False
+
+    def stop_here(self) -> bool:
+        """Whether its windows stop before their next request."""
+        if self.page_limit is not None and self.pages >= self.page_limit:
+            self.truncated = True
+        return self.cancelled or self.truncated
+
+    def __repr__(self) -> str:
+        return "&".join(f"{k}={v}" for k, v in self.filters.items()) or "(all)"
+
+
 class Window:
     """Events with lower <= date_updated < upper (None: no upper bound). `lower` rises
     when the window gives its older part away."""
 
     def __init__(self, lower: dt.datetime, upper: dt.datetime | None,
-                 parent: Window | None = None) -> None:
+                 parent: Window | None = None, query: Query | None = None) -> None:
         self.lower, self.upper, self.parent = lower, upper, parent
+        self.query: Query = query or (parent.query if parent else Query())
         self.pages = 0  # pages read
         self.next_split = 2  # the page count at which it may next give its older half away
         self.every = 1  # pages between offers; doubles when a half given away was near empty
@@ -61,12 +89,13 @@ def walk(client: CloseClient, window: Window, split: Splitter | None = None
     always), whatever the server does.
     Pages may cut through one millisecond: an event repeated from the page before is dropped.
     """
-    params: dict[str, Any] = {"date_updated__gte": window.lower.isoformat()}
+    filters = window.query.filters
+    params: dict[str, Any] = {**filters, "date_updated__gte": window.lower.isoformat()}
     if window.upper:
         params["date_updated__lt"] = window.upper.isoformat()
     before: set[str] = set()
     limit = EVENT_PAGE
-    while True:
+    while not window.query.stop_here():
         body, limit = client.page("/event/", params, limit)
         page = body.get("data") or []
         lower, upper = window.lower, window.upper
@@ -89,13 +118,15 @@ def walk(client: CloseClient, window: Window, split: Splitter | None = None
                 kept.append(event)
         more = bool(body.get("cursor_next") and page and not older)
         window.pages += 1
+        window.query.pages += 1
         if more and split and dates:
             split(window, min(dates), max(dates))
         yield kept
         if not more:
             return
         before = keys
-        params = {"_cursor": body["cursor_next"]}  # a cursor replaces the date filter
+        # A cursor replaces the date filter; every other filter is sent again (Close's rule).
+        params = {**filters, "_cursor": body["cursor_next"]}
 
 
 class EventWindows:
@@ -104,36 +135,52 @@ class EventWindows:
     `pages()` yields (events, mark): a page's events, or after a window's last page the
     new `mark` when it moved: every event below it has been yielded (a bookmark moves only
     over complete windows). Pages come in arrival order, not date order.
+
+    With `queries` (filtered reads), each reads the whole range; `by_query()` tells which
+    query a page answers, and a query Close refuses (400 to its first request) ends with
+    `refused` set instead of failing the others. The mark is kept for one query only, read
+    to its end.
     """
 
     def __init__(self, client: CloseClient, lower: dt.datetime, upper: dt.datetime | None,
-                 workers: int) -> None:
+                 workers: int, queries: list[Query] | None = None) -> None:
         self.client = client
         self.workers = max(1, workers)
         self.mark = lower
+        self.queries = queries or [Query()]
         self._lock = threading.Lock()
-        self._jobs: deque[Window] = deque([Window(lower, upper)])
+        self._jobs: deque[Window] = deque(Window(lower, upper, query=q) for q in self.queries)
         self._out: queue.Queue[tuple[str, Window, Any]] = queue.Queue(maxsize=2 * self.workers)
-        self._open = 1  # windows whose end the consumer has not seen
+        self._open = len(self.queries)  # windows whose end the consumer has not seen
         self._threads = 0
         self._busy = 0
         self._stop = threading.Event()
         self._complete: list[tuple[dt.datetime, dt.datetime]] = []
 
     def pages(self) -> Iterator[tuple[list[dict], dt.datetime | None]]:
+        for _, page, mark in self._results():
+            yield page, mark
+
+    def by_query(self) -> Iterator[tuple[Query, list[dict]]]:
+        """(query, page) as pages arrive."""
+        for query, page, mark in self._results():
+            if mark is None:
+                yield query, page
+
+    def _results(self) -> Iterator[tuple[Query, list[dict], dt.datetime | None]]:
         self._spawn()
         try:
             while self._open:
                 kind, window, payload = self._out.get()
                 if kind == "page":
-                    yield payload, None
+                    yield window.query, payload, None
                 elif kind == "error":
                     raise payload
                 else:
                     with self._lock:
                         self._open -= 1
                     if self._finish(window):
-                        yield [], self.mark
+                        yield window.query, [], self.mark
         finally:
             self._stop.set()
             while not self._out.empty():
@@ -141,6 +188,9 @@ class EventWindows:
 
     def _finish(self, window: Window) -> bool:
         """Note a window complete; True if the mark moved."""
+        query = self.queries[0]
+        if len(self.queries) > 1 or query.truncated or query.cancelled:
+            return False  # a window stopped early is not complete
         self._complete.append((window.lower, window.upper or _END))
         self._complete.sort()
         moved = False
@@ -172,12 +222,26 @@ class EventWindows:
                     with self._lock:  # events are dense above it: offer splits less often
                         window.parent.every *= 2
                 self._put(("done", window, None))
+            except CloseAPIError as exc:
+                if not self._refused(window, exc):
+                    self._put(("error", window, exc))
+                    return
+                self._put(("done", window, None))
             except BaseException as exc:  # raised in the consumer
                 self._put(("error", window, exc))
                 return
             finally:
                 with self._lock:
                     self._busy -= 1
+
+    def _refused(self, window: Window, exc: CloseAPIError) -> bool:
+        """A filtered query's first request answered 400: Close does not know the value."""
+        query = window.query
+        if (exc.status != 400 or isinstance(exc, LimitTooLargeError) or not query.filters
+                or window.pages or window.parent is not None):
+            return False
+        query.refused = exc
+        return True
 
     def _put(self, item: tuple[str, Window, Any]) -> bool:
         while not self._stop.is_set():

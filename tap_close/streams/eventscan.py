@@ -3,6 +3,10 @@
 `EventScan` reads the log (in date windows, `EventWindows`) from the oldest position any
 stream replays from, routes each event to the streams that own it as the pages arrive, and
 stores them (`EventStore`); each stream then reads back only its own events, oldest first.
+
+A gap too big for a sample of `sample_budget` pages is read targeted instead (`targeted.py`):
+only the deletes, merges and edits the streams replay, each type and action a query of its
+own; a stream whose edits pass its cap (`update_cap`) is read in full (`capped`).
 """
 
 from __future__ import annotations
@@ -10,15 +14,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from tap_close.client import CloseClient
-from tap_close.errors import AccessDeniedError
-from tap_close.streams import merges
+from tap_close.errors import AccessDeniedError, CloseAPIError
+from tap_close.streams import merges, targeted
 from tap_close.streams.base import UTC, format_ts, parse_ts
-from tap_close.streams.eventlog import EventWindows, event_key
+from tap_close.streams.eventlog import EVENT_PAGE, EventWindows, Query, event_key
 from tap_close.streams.eventstore import FETCH, REFRESH, EventStore
+from tap_close.streams.targeted import REFRESH_ACTIONS, TargetedQuery
 
 if TYPE_CHECKING:
     from tap_close.streams.changes import EventReplay
@@ -59,6 +65,11 @@ class EventScan:
         self._seen: dict[str, list[str] | None] = {}
         self._pending: list[tuple[str, str, dict, list[tuple[str, int]]]] = []
         self.merge_marks: merges.MergeMarks = set()  # the leads of every merge read (rare)
+        self.targeted = False  # the gap was too big: only what streams replay is read
+        self.capped: set[str] = set()  # streams read in full: their edits were not all read
+        self._spellings: dict[str, set[str]] = {}  # object_types of each stream's events
+        self._edits: Counter[str] = Counter()  # edit events kept per stream
+        self._caps: dict[str, int] = {}
         self._lock = threading.RLock()
 
     def deny(self, exc: AccessDeniedError) -> None:
@@ -88,7 +99,7 @@ class EventScan:
         """`stream`'s events since `start` that re-emit a row, but those in `skip`: (all,
         those needing a GET)."""
         with self._lock:
-            if self._store is None:
+            if not self._scan(start) or self._store is None:
                 return 0, 0
             return self._store.refreshes(stream.name, format_ts(start), skip)
 
@@ -126,10 +137,9 @@ class EventScan:
             self._store = EventStore()
             self._routed = {s.name: s for s in self._owners()}
         if self.since is None or start < self.since:
-            windows = EventWindows(self.client, start, self.since, self.client.workers)
             try:
-                for page, _ in windows.pages():
-                    self._add(page)
+                if self.targeted or not self._sample(start, self.since):
+                    self._targeted(start, self.since)
             except AccessDeniedError as exc:
                 self.deny(exc)
                 return False
@@ -137,6 +147,72 @@ class EventScan:
                 self._flush()
             self.since = start
         return True
+
+    def _sample(self, lower: dt.datetime, upper: dt.datetime | None) -> bool:
+        """Every event of [lower, upper), up to a page budget: True if all were read."""
+        sample = Query()
+        sample.page_limit = targeted.sample_budget(self._routed.values())
+        for page, _ in EventWindows(self.client, lower, upper, self.client.workers,
+                                    [sample]).pages():
+            self._add(page)
+        return not sample.truncated
+
+    def _targeted(self, lower: dt.datetime, upper: dt.datetime | None) -> None:
+        """Only the events the streams replay, over the whole of [lower, upper) (those the
+        sample read again are stored once); every event if Close refuses these reads."""
+        streams = list(self._routed.values())
+        if not self.targeted:
+            self.targeted = True
+            self._caps = {s.name: cap for s in streams if (cap := s.update_cap()) is not None}
+            self._cap()  # the sample's edits
+            self._edits.clear()  # counted again as the targeted reads (of the whole gap) go
+        queries = targeted.plan(streams, self._spellings, self.capped)
+        self.log.info("Event log: more events since %s than a sample of them; reading only "
+                      "the deletes, merges and edits the streams replay (%d queries)",
+                      format_ts(lower), len(queries))
+        for query in queries:  # a stream's edits stop at its cap (a page or so beyond)
+            caps = [cap for name in query.owners if (cap := self._caps.get(name)) is not None]
+            if query.action in REFRESH_ACTIONS and caps and len(caps) == len(query.owners):
+                query.page_limit = max(caps) // EVENT_PAGE + 2
+        windows = EventWindows(self.client, lower, upper, self.client.workers, list(queries))
+        try:
+            for _, page in windows.by_query():
+                self._add(page)
+                self._cap(queries)
+        except CloseAPIError as exc:
+            if exc.status not in (400, 402, 403):
+                raise
+            self._everything(lower, upper, f"HTTP {exc.status} to an object_type+action read")
+            return
+        for query in queries:
+            if query.truncated and not query.owners <= self.capped:
+                self.capped |= query.owners
+                self.log.info("%s: over %d pages of edits in the event log; not reading more "
+                              "of them (read in full)", ", ".join(sorted(query.owners)),
+                              query.page_limit)
+        refused = [q for q in queries if q.refused]
+        if refused:
+            self.log.info("Event log: Close knows no object_type %s (400): no such events",
+                          ", ".join(sorted({q.filters["object_type"] for q in refused})))
+        if len(refused) == len(queries):
+            self._everything(lower, upper, "every object_type+action read refused")
+
+    def _everything(self, lower: dt.datetime, upper: dt.datetime | None, why: str) -> None:
+        self.log.warning("Event log: targeted reads failed (%s); reading every event of the "
+                         "gap instead", why)
+        for page, _ in EventWindows(self.client, lower, upper, self.client.workers).pages():
+            self._add(page)
+
+    def _cap(self, queries: Iterable[TargetedQuery] = ()) -> None:
+        """Streams whose edits pass their cap are read in full: their edits are not read on."""
+        for name, cap in self._caps.items():
+            if name not in self.capped and self._edits[name] > cap:
+                self.capped.add(name)
+                self.log.info("%s: over %d edits in the event log; not reading more of them "
+                              "(it is read in full)", name, cap)
+        for query in queries:
+            if query.action in REFRESH_ACTIONS and query.owners and query.owners <= self.capped:
+                query.cancelled = True
 
     def _add(self, page: list[dict]) -> None:
         """Store the page's events that some stream will replay, each with its owners.
@@ -148,9 +224,14 @@ class EventScan:
             if action not in KEPT_ACTIONS:
                 continue
             merges.note_merge(event, self.merge_marks)
-            owners = [(name, cost(stream, event)) for name, stream in self._routed.items()
-                      if stream.owns(event) and (action in ("deleted", "merged")
-                                                 or stream.may_refresh(event))]
+            owners = []
+            for name, stream in self._routed.items():
+                if not stream.owns(event):
+                    continue
+                self._spellings.setdefault(name, set()).add(str(event.get("object_type")))
+                if action in ("deleted", "merged") or stream.may_refresh(event):
+                    owners.append((name, cost(stream, event)))
+                    self._edits[name] += owners[-1][1] > 0
             if owners:
                 kept = event if action == "deleted" else {**event, "previous_data": None}
                 when = parse_ts(event.get("date_updated")) or self.until

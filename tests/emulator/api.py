@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+from . import gen_activity as ga
+from .activities import event_type
 from .api_activity import ActivityRoutes
 from .api_objects import ObjectRoutes
 from .api_search import SearchRoutes
@@ -21,6 +24,7 @@ from .apibase import (
     project,
 )
 from .lag import hidden_tail
+from .objects import KINDS as OBJECT_KINDS
 from .timeutil import fmt_aware, parse_dt
 
 __all__ = ["DATE_OPS", "Api", "ApiError", "Page", "Result", "project"]
@@ -34,6 +38,16 @@ _CLAUSE = re.compile(
     r'(?:"([^"]*)"|(\S+))'
 )
 _SORT = re.compile(r"\bsort:\s*(-?)(date_updated|date_created|updated|created)\b")
+
+
+#: /event/ filter combinations Close documents (any may add date_updated bounds).
+EVENT_FILTERS = ("object_type", "action", "object_id", "lead_id", "user_id", "request_id")
+EVENT_COMBOS = {frozenset(c.split("+")) for c in (
+    "object_type+object_id", "object_type+action", "object_id+action", "lead_id+object_type",
+    "lead_id+object_type+action", "lead_id+user_id+object_type",
+    "lead_id+user_id+object_type+action", "lead_id+user_id", "user_id+object_id",
+    "user_id+object_id+action", "user_id+object_type", "user_id+object_type+action",
+    "lead_id", "user_id", "request_id")} | {frozenset()}
 
 
 def _field(name: str) -> str:
@@ -57,6 +71,9 @@ def _decode_cursor(cursor: str) -> Obj:
 
 class Api(ActivityRoutes, ObjectRoutes, SearchRoutes):
     """All GET routes; route groups live in mixins over ApiBase."""
+
+    #: (the log's length and last event, positions per (object_type, action)): see /event/
+    _event_index: tuple[tuple[int, int], dict[tuple[str, str], list[int]]] = ((-1, 0), {})
 
     # --- routing ------------------------------------------------------------------------------
 
@@ -257,31 +274,28 @@ class Api(ActivityRoutes, ObjectRoutes, SearchRoutes):
                 if params.get(name):
                     bounds[suffix] = self._bound(name, params[name], naive=True)
             pos = len(events)
-        filters = {
-            k: params[k]
-            for k in ("object_type", "action", "object_id", "lead_id", "user_id", "request_id")
-            if params.get(k)
-        }
+        filters = {k: params[k] for k in EVENT_FILTERS if params.get(k)}
+        self._check_event_filters(filters)
+        served = self._served_type
         lower = [(DATE_OPS[s], b) for s, b in bounds.items() if s in ("gt", "gte")]
         upper = [(DATE_OPS[s], b) for s, b in bounds.items() if s in ("lt", "lte")]
         page: list[Obj] = []
         next_pos: int | None = None
         last = pos
-        i = pos - 1
-        while i >= 0:  # events are stored oldest first; walk backwards
+        for i in self._event_positions(filters, pos):  # oldest first stored: walk backwards
             ev = events[i]
             du = ev["date_updated"]
             if not all(_compare(du, op, b) for op, b in lower):
                 break  # everything further back is older still
             if id(ev) not in hidden and all(_compare(du, op, b) for op, b in upper) and all(
-                ev.get(k) == v for k, v in filters.items()
+                (served(ev) if k == "object_type" else ev.get(k)) == v
+                for k, v in filters.items()
             ):
                 if len(page) == limit:
                     next_pos = i + 1
                     break
                 page.append(ev)
                 last = i
-            i -= 1
         if next_pos is not None:
             next_pos = last
         fields = self._fields(params)
@@ -296,11 +310,55 @@ class Api(ActivityRoutes, ObjectRoutes, SearchRoutes):
             cached=False,
         )
 
+    def _event_positions(self, filters: dict[str, str], pos: int) -> Iterable[int]:
+        """Positions below `pos` to look at, newest first: with object_type+action, those of
+        that pair only (an index, as Close's database has; rebuilt when the log changes)."""
+        if set(filters) != {"object_type", "action"}:
+            return range(pos - 1, -1, -1)
+        events = self.data.events
+        mark = (len(events), id(events[-1]) if events else 0)
+        if self._event_index[0] != mark:
+            index: dict[tuple[str, str], list[int]] = {}
+            for i, event in enumerate(events):
+                index.setdefault((self._served_type(event), event["action"]), []).append(i)
+            self._event_index = (mark, index)
+        positions = self._event_index[1].get((filters["object_type"], filters["action"]), [])
+        return reversed(positions[:bisect.bisect_left(positions, pos)])
+
+    def _check_event_filters(self, filters: dict[str, str]) -> None:
+        """Only the combinations Close documents; under `event_filter_unknown_refused`, an
+        object_type Close does not know is refused too (else it matches nothing)."""
+        if filters and "event_filters_refused" in self.data.quirks:
+            raise ApiError(400, "Filtering the event log is not available")
+        if frozenset(filters) not in EVENT_COMBOS:
+            raise ApiError(400, "This combination of filters is not supported: "
+                           + ", ".join(sorted(filters)))
+        wanted = filters.get("object_type")
+        if wanted and "event_filter_unknown_refused" in self.data.quirks and (
+                wanted not in self._known_types()):
+            raise ApiError(400, f"Invalid object_type: {wanted!r}")
+
+    def _known_types(self) -> set[str]:
+        """Every object_type the event log may serve (as served)."""
+        types = {"lead", "contact", "opportunity", *(f"task.{t}" for t in ga.TASK_TYPES),
+                 *(kind.event_type for kind in OBJECT_KINDS.values())}
+        types.update(self._served_type({"object_type": event_type(kind)})
+                     for kind in ga.ACTIVITY_TYPES)
+        if "custom_object_event_type_other" in self.data.quirks:
+            types.add("custom_object_instance")
+        return types
+
+    def _served_type(self, event: Obj) -> str:
+        """The object_type as served: bare activity types (`note`) under `event_type_bare`."""
+        if "event_type_bare" in self.data.quirks:
+            return str(event["object_type"]).removeprefix("activity.")
+        return str(event["object_type"])
+
     def _payload(self, event: Obj) -> Obj:
         """Hide data/previous_data like Close does for non-admin callers (event_payloads=False);
         spell activity object types bare (`note`) under the `event_type_bare` quirk."""
         if "event_type_bare" in self.data.quirks and event["object_type"].startswith("activity."):
-            event = {**event, "object_type": event["object_type"].removeprefix("activity.")}
+            event = {**event, "object_type": self._served_type(event)}
         if self.event_payloads:
             return event
         return {**event, "data": None, "previous_data": None}

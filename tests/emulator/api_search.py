@@ -9,6 +9,7 @@ sequence stops after `search_cap` results (Close: 10,000) with a null cursor.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Callable
 
@@ -90,6 +91,11 @@ class SearchRoutes(ApiBase):
         for name, op in ops.items():
             if cond.get(name) is not None:
                 bound = _moment(cond[name], whole_seconds)
-                items = [o for o in items if o.get(key) and _compare(fmt_aware(
-                    parse_dt(o[key])), op, bound)]
+                items = [o for o in items if o.get(key) and _compare(_aware(o[key]), op, bound)]
         return items
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _aware(value: str) -> str:
+    """A stored timestamp in the bounds' form (memoized: a search compares every row)."""
+    return fmt_aware(parse_dt(value))

@@ -34,6 +34,9 @@ QUIRKS = {
     "event_cursor_unbounded": "an /event/ cursor forgets the date_updated lower bound",
     "custom_object_event_type_other": "custom-object events spelled `custom_object_instance`",
     "event_type_bare": "event object_type without `activity.` (`note`, not `activity.note`)",
+    "event_filter_unknown_refused": "an /event/ object_type filter Close does not know: 400 "
+    "(default: no events)",
+    "event_filters_refused": "every /event/ filter but date_updated answered 400",
     "contact_edit_no_lead_bump": "editing a contact leaves its lead's date_updated alone",
     "tasks_edited_during_scan": "each later /task/ page request first edits a task already read",
     "fields_list_limit": f"over {FIELDS_LIST_LIMIT} names in `_fields`: 400 List is too long",
