@@ -34,7 +34,9 @@ from tap_close.client import (
 )
 from tap_close.errors import FatalTransportError
 from tap_close.ratelimit import budgets_seen, endpoint_group, parse_ratelimit
+from tap_close.streams.activities import KINDS, TASK_TYPES, spellings
 from tap_close.streams.base import parse_ts
+from tap_close.streams.custom_objects import EVENT_SPELLINGS
 from tap_close.streams.search import search_body
 from tap_close.tap import (
     DEFAULT_API_URL,
@@ -112,6 +114,7 @@ class Doctor:
         events = self.event_log()
         if events is not None:
             self.payloads_and_types(events)
+            self.targeted_read(events)
             self.cursor_bound(events)
         self.activity_order()
         self.url_limit()
@@ -157,6 +160,26 @@ class Doctor:
                            if str(e.get("object_id") or "").startswith(prefix)})
         self.report["activity_event_object_types"] = spellings("acti_")
         self.report["custom_object_event_object_types"] = spellings("custobj_")
+        self.report["task_event_object_types"] = sorted({*spellings("task_"),
+                                                         *spellings("noti_")})
+        seen = {name for key in ("activity", "custom_object", "task")
+                for name in self.report[f"{key}_event_object_types"]}
+        # A big gap is read by object_type (targeted.py): a spelling not asked there is missed.
+        self.report["event_object_types_not_asked"] = sorted(seen - asked_spellings())
+
+    def targeted_read(self, events: list[dict]) -> None:
+        """Does an `object_type`+`action` read (big gaps) find the newest event again?"""
+        event = next((e for e in events if e.get("object_type") and e.get("action")), None)
+        if event is None:
+            self.report["event_filter_object_type_action"] = None
+            return
+        status, body = self.call("GET", "/event/", {
+            "object_type": event["object_type"], "action": event["action"], "_limit": 50,
+            "date_updated__gte": event.get("date_updated")})
+        found = [e.get("id") for e in (body or {}).get("data") or []] if status == 200 else []
+        self.report["event_filter_object_type_action"] = (
+            "works" if event.get("id") in found
+            else f"HTTP {status}" if status != 200 else "event not found by its own filter")
 
     def cursor_bound(self, events: list[dict]) -> None:
         """Does a cursor keep date_updated__gte? Bound at the 2nd newest event, page by 1."""
@@ -247,6 +270,12 @@ def _yes(value: Any) -> str:
     return {True: "yes", False: "no", None: "unknown"}.get(value, str(value))
 
 
+def asked_spellings() -> set[str]:
+    """The object_types a targeted read of a big gap asks for (targeted.py)."""
+    return {*(name for kind in KINDS for name in spellings(kind)),
+            *(f"task.{name}" for name in TASK_TYPES), *EVENT_SPELLINGS}
+
+
 def table(report: dict[str, Any]) -> str:
     rows = [
         ("auth", f"{'works' if report['auth']['works'] else 'fails'} "
@@ -263,6 +292,12 @@ def table(report: dict[str, Any]) -> str:
         ("largest GET URL accepted (bytes)", str(report["largest_url_accepted"])),
         ("custom object event object_type spellings",
          ", ".join(report.get("custom_object_event_object_types") or []) or "none seen"),
+        ("task event object_type spellings",
+         ", ".join(report.get("task_event_object_types") or []) or "none seen"),
+        ("event object_types a big gap's read would miss",
+         ", ".join(report.get("event_object_types_not_asked") or []) or "none seen"),
+        ("event log object_type+action filter",
+         report.get("event_filter_object_type_action") or "not tried (no event)"),
         ("long _fields refused", report.get("long_fields_refusal") or "no"),
         ("/data/search/ leads (date range)", report["search_answer"]["lead"]),
         ("/data/search/ custom objects (date range)", report["search_answer"]["custom_object"]),

@@ -29,7 +29,7 @@ def test_doctor_reports_each_behaviour(switched: bool, tmp_path: Path) -> None:
     kwargs: dict[str, Any] = {}
     if switched:
         kwargs = {"quirks": ["event_cursor_unbounded", "activity_order_ignored",
-                             "event_type_bare"],
+                             "event_type_bare", "event_filters_refused"],
                   "event_payloads": False, "plan_limited": ["data"], "denied": ["webhook"]}
     with CloseEmulator(seed=3, n_leads=20, event_history=100, **kwargs) as emu:
         emu.add_activity("note")
@@ -44,6 +44,9 @@ def test_doctor_reports_each_behaviour(switched: bool, tmp_path: Path) -> None:
         assert report["activity_type_order_by_honoured"] is not switched
         assert ("activity.note" in report["activity_event_object_types"]) is not switched
         assert ("note" in report["activity_event_object_types"]) is switched
+        assert report["event_object_types_not_asked"] == []  # a big gap's read asks them all
+        assert report["event_filter_object_type_action"] == ("HTTP 400" if switched
+                                                             else "works")
         assert report["search_status"] == ({"lead": 402, "custom_object": 402} if switched
                                            else {"lead": 200, "custom_object": 200})
         assert report["refused_endpoints"] == ({"/webhook/": 403} if switched else {})
@@ -53,6 +56,7 @@ def test_doctor_reports_each_behaviour(switched: bool, tmp_path: Path) -> None:
         assert all(e["method"] in ("GET", "POST") for e in emu.request_log)
         table = doctor(api_key_config(emu), tmp_path)
         assert "event cursor keeps date_updated bound" in table.stdout
+        assert "event log object_type+action filter" in table.stdout
         assert_no_secrets(proc.stdout + proc.stderr + table.stdout, [emu.api_key])
 
 

@@ -29,6 +29,9 @@ CustomObjectCustomFieldsStream = list_stream(
 
 LEADS_PER_TASK = 20  # leads asked one after another by one worker of the first listing
 
+#: Undocumented: the type's name, and the other reading the emulator offers.
+EVENT_SPELLINGS = ("custom_object", "custom_object_instance")
+
 
 class CustomObjectsStream(EventReplay, CloseStream):
     """Custom object instances, typed with every custom object type's fields.
@@ -61,8 +64,7 @@ class CustomObjectsStream(EventReplay, CloseStream):
         return id_path(self.path, object_id)
 
     def event_type_groups(self) -> list[tuple[str, ...]]:
-        """Undocumented: the type's name, and the other reading the emulator offers."""
-        return [("custom_object", "custom_object_instance")]
+        return [EVENT_SPELLINGS]
 
     def _needs_full_listing(self, context: Context | None) -> bool:
         if self.reconcile_version(context) is not None:
