@@ -15,23 +15,36 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 
 from tap_close import parallel
-from tap_close.budgetfile import BudgetFiles, alive, open_files
+from tap_close.budgetfile import open_files
 from tap_close.errors import CancelledRead
 
 logger = logging.getLogger("tap_close.ratelimit")
 _RATELIMIT_RE = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)", re.IGNORECASE)
 _ID_CHARS = re.compile(r"[A-Z0-9]")  # path words are lower case; Close ids are base62
-STALE_INFLIGHT = 600.0  # seconds: a process's calls in flight expire if it stops writing
+
+
+class SharedBudgets(Protocol):
+    """Where processes meet (BudgetFiles: one machine; budgetpg.PgBudgets: a database)."""
+
+    @property
+    def skew(self) -> float: ...  # the shared clock minus time.monotonic()
+    @property
+    def member(self) -> str: ...  # this process, as its calls in flight are keyed
+    @property
+    def heartbeat(self) -> float | None: ...  # seconds between rewrites of calls in flight
+    @property
+    def poll(self) -> float: ...  # least seconds between reads of a family while waiting
+    def live(self, member: str, at: float, now: float) -> bool: ...
+    def open(self, family: str) -> AbstractContextManager[dict[str, Any]]: ...
 
 
 def path_template(path: str) -> str:
@@ -82,18 +95,23 @@ class _Budget:
 
 
 _SHARED = [f.name for f in fields(_Budget)][:9]
+_TIMES = ("reset_at", "open_until", "started", "next_at", "paused_until")
 
 
-def _dump(budget: _Budget) -> dict[str, Any]:
+def _dump(budget: _Budget, skew: float = 0.0) -> dict[str, Any]:
+    """The shared fields, times on the shared clock (`skew`: it minus time.monotonic())."""
     out = {name: getattr(budget, name) for name in _SHARED}
-    out["reset_at"] = None if budget.reset_at == math.inf else budget.reset_at
+    for name in _TIMES:
+        out[name] += skew
+    out["reset_at"] = None if budget.reset_at == math.inf else out["reset_at"]
     return out
 
 
-def _load(budget: _Budget, record: dict[str, Any]) -> None:
+def _load(budget: _Budget, record: dict[str, Any], skew: float = 0.0) -> None:
     for name in _SHARED:
         if name in record:
-            setattr(budget, name, record[name])
+            value = record[name]
+            setattr(budget, name, value - skew if name in _TIMES and value is not None else value)
     if budget.reset_at is None:
         budget.reset_at = math.inf
     budget.probed = budget.probed or budget.limit is not None
@@ -126,20 +144,42 @@ class RateLimiter:
     at a time. A 429 pauses the whole budget.
     """
 
-    def __init__(self, files: BudgetFiles | None = None) -> None:
+    def __init__(self, files: SharedBudgets | None = None) -> None:
         self._lock = threading.Lock()
         self._groups: dict[str, _Budget] = {}  # budget key -> budget
         self._apart: set[str] = set()  # groups seen to count apart from their family
         self._waiting: dict[str, int] = {}  # group -> requests waiting for budget
+        self._read: dict[str, float] = {}  # family -> when its shared state was last read
         self._files = files
-        self._pid = os.getpid()
+        if files is not None and files.heartbeat:
+            threading.Thread(target=self._beat, args=(files.heartbeat,), daemon=True,
+                             name="rate-limit-heartbeat").start()
 
     @classmethod
-    def for_account(cls, api_url: str, auth: object) -> RateLimiter:
-        """A limiter sharing its budgets with this machine's other tap processes on the same
-        api_url and credential (an API key's fingerprint, or OAuth client and token store)."""
-        who = getattr(auth, "username", None) or repr(auth)
-        return cls(open_files(api_url, str(who)))
+    def for_account(cls, api_url: str, auth: object,
+                    store: tuple[str, str] | None = None) -> RateLimiter:
+        """A limiter sharing its budgets with the other tap processes on the same api_url and
+        credential (an API key's fingerprint, or OAuth client and token store): those of this
+        machine through files, or those of every machine through PostgreSQL, `store` being
+        (URL, setting) (budgetpg), falling back to the files if the database fails."""
+        who = str(getattr(auth, "username", None) or repr(auth))
+        if store:
+            from tap_close.budgetpg import PgBudgets  # noqa: PLC0415 - the optional driver
+
+            return cls(PgBudgets(store[0], api_url, who, setting=store[1],
+                                 fallback=lambda: open_files(api_url, who)))
+        return cls(open_files(api_url, who))
+
+    def _beat(self, every: float) -> None:
+        """Rewrite this process's calls in flight now and then, so that they keep counting
+        while it waits on slow replies (another machine cannot tell whether it lives)."""
+        while True:
+            time.sleep(every)
+            with self._lock:
+                families = {family(k) for k, b in self._groups.items() if b.own}
+            for fam in families:
+                with self._lock, self._shared(fam):
+                    pass
 
     def key(self, group: str) -> str:
         """The budget a group draws on: its family's, or its own once seen to count apart."""
@@ -156,30 +196,47 @@ class RateLimiter:
         if self._files is None:
             yield
             return
-        with self._files.open(fam) as state:
-            now = time.monotonic()
+        files = self._files
+        with files.open(fam) as state:
+            skew, now = files.skew, time.monotonic()  # skew: as `open` found it
+            self._read[fam] = now
             self._apart.update(state.get("apart", []))
             for key, budget in self._groups.items():
                 if family(key) == fam:
                     budget.others = 0  # unless the file says otherwise
             for key, record in state.get("budgets", {}).items():
                 budget = self._groups.setdefault(key, _Budget())
-                _load(budget, record)
-                budget.others = sum(int(n) for n, _ in self._flying(record, now).values())
+                _load(budget, record, skew)
+                budget.others = sum(int(n) for n, _ in self._flying(record, now + skew).values())
             yield
             budgets = state.setdefault("budgets", {})
             for key, budget in self._groups.items():
                 if family(key) == fam:
-                    flying = self._flying(budgets.get(key, {}), now)
+                    flying = self._flying(budgets.get(key, {}), now + skew)
                     if budget.own:
-                        flying[str(self._pid)] = [budget.own, now]
-                    budgets[key] = {**_dump(budget), "inflight": flying}
+                        flying[files.member] = [budget.own, now + skew]
+                    budgets[key] = {**_dump(budget, skew), "inflight": flying}
             state["apart"] = sorted(g for g in self._apart if family(g) == fam)
 
     def _flying(self, record: dict[str, Any], now: float) -> dict[str, list[float]]:
-        """Other live processes' calls in flight in a shared budget record."""
-        return {pid: v for pid, v in record.get("inflight", {}).items()
-                if int(pid) != self._pid and now - v[1] < STALE_INFLIGHT and alive(int(pid))}
+        """Other live processes' calls in flight in a shared budget record (shared clock)."""
+        assert self._files is not None
+        me, live = self._files.member, self._files.live
+        return {who: v for who, v in record.get("inflight", {}).items()
+                if who != me and live(who, v[1], now)}
+
+    def _wait_here(self, group: str, now: float) -> float:
+        """How long this process's own view says to wait, so that waiting threads do not each
+        read the shared state (the shared wait is never shorter: starts and pauses only push
+        it later; a read may show more left, so those are re-read every `poll` seconds)."""
+        budget = self._groups.get(self.key(group))
+        if budget is None or self._files is None:
+            return 0.0
+        wait = max(budget.next_at, budget.paused_until) - now
+        if (wait <= 0 and budget.remaining is not None and now < budget.reset_at
+                and budget.remaining - budget.inflight < 1):
+            wait = self._read.get(family(group), -math.inf) + self._files.poll - now
+        return wait
 
     def acquire(self, group: str) -> Ticket:
         """Wait for budget. A read-ahead whose consumer has stopped gives up (CancelledRead)
@@ -206,6 +263,10 @@ class RateLimiter:
 
     def _try(self, group: str) -> Ticket | float:
         """A ticket, or how long to wait before trying again."""
+        with self._lock:
+            wait = self._wait_here(group, time.monotonic())
+            if wait > 0:
+                return wait
         with self._lock, self._shared(family(group)):
             key = self.key(group)
             budget = self._groups.setdefault(key, _Budget())
