@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import re
 import threading
 import time
@@ -88,6 +89,8 @@ class _Budget:
     others: int = 0  # calls in flight in the machine's other processes
     latency: float = 0.0  # seconds per request (moving average)
     probed: bool = False  # a reply seen: the limit (or that there is none) is known
+    crowd: float = 1.0  # how many spend this budget as fast as we do, per the headers
+    heard_at: float = 0.0  # when a header last set `remaining`
 
     @property
     def inflight(self) -> int:
@@ -273,7 +276,7 @@ class RateLimiter:
             now = time.monotonic()
             if now >= budget.reset_at:  # a new window (its end known from the replies)
                 budget.reset_at, budget.started, budget.counted = math.inf, now, 0
-                budget.open_until = 0.0
+                budget.open_until, budget.heard_at = 0.0, now
                 if budget.limit is not None:
                     budget.remaining = budget.limit - budget.inflight
             if now < budget.paused_until:
@@ -281,14 +284,18 @@ class RateLimiter:
             if not budget.probed and budget.inflight:
                 return 0.005  # the first reply tells the limit
             if budget.remaining is not None:
-                left = budget.remaining - budget.inflight
+                # Others unseen (`crowd`) likely have as many calls in flight as we do, and
+                # pace as we do: each takes its share.
+                left = self._unseen_spent(budget, now) - budget.others - budget.own * budget.crowd
                 if left < 1:
                     return min(budget.reset_at - now, 0.05)  # replies may tell more
                 if now < budget.next_at:
                     return budget.next_at - now
                 ends = budget.reset_at if budget.reset_at != math.inf else (
                     budget.started + budget.window)
-                budget.next_at = now + max(0.0, ends - now) / left
+                budget.next_at = now + max(0.0, ends - now) * budget.crowd / left
+                if left < budget.crowd and random.random() * budget.crowd >= left:
+                    return budget.next_at - now  # under one call each: a lottery, not all
             budget.own += 1
             return Ticket(group, key, now, budget.counted)
 
@@ -329,9 +336,39 @@ class RateLimiter:
                 budget.remaining, budget.reset_at = left - budget.inflight, ends  # moved on
                 budget.started, budget.counted, budget.open_until = ticket.started, 1, lasts
             else:  # this window: only down, and the nearest sure end
-                budget.remaining = min(budget.remaining, left)
+                if left <= budget.remaining:
+                    budget.remaining, budget.heard_at = left, now
                 budget.reset_at = min(budget.reset_at, ends)
                 budget.open_until = max(budget.open_until, lasts)
+                self._count_crowd(budget, left)
+                return
+            budget.heard_at = now
+
+    @staticmethod
+    def _unseen_spent(budget: _Budget, now: float) -> float:
+        """`remaining` less what the others unseen (`crowd`) likely spent since the header
+        that told it: their share of it, pro rata of the window's time left then."""
+        assert budget.remaining is not None
+        if budget.crowd <= 1.0 or budget.heard_at <= 0:
+            return budget.remaining
+        ends = budget.reset_at if budget.reset_at != math.inf else (
+            budget.started + budget.window)
+        span = ends - budget.heard_at
+        part = min(1.0, (now - budget.heard_at) / span) if span > 0 else 1.0
+        return budget.remaining * (1 - part * (budget.crowd - 1) / budget.crowd)
+
+    @staticmethod
+    def _count_crowd(budget: _Budget, left: float) -> None:
+        """Estimate who else spends the budget (jobs on other machines, nothing shared): the
+        server counted more calls this window than ours answered or in flight (one more: a
+        call may have been counted before our window began). Averaged over replies and
+        windows, so that a fresh window is paced to our share from its first call."""
+        if budget.limit is None or budget.counted < 2:
+            return
+        ours = budget.counted + budget.inflight
+        used = budget.limit - left
+        guess = used / ours if used > ours + 1 else 1.0
+        budget.crowd = 0.7 * budget.crowd + 0.3 * min(guess, 16.0)
 
     @staticmethod
     def _counts_apart(ticket: Ticket, budget: _Budget, info: dict[str, float],
