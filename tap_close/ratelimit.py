@@ -91,6 +91,8 @@ class _Budget:
     probed: bool = False  # a reply seen: the limit (or that there is none) is known
     crowd: float = 1.0  # how many spend this budget as fast as we do, per the headers
     heard_at: float = 0.0  # when a header last set `remaining`
+    strays: int = 0  # replies this window to calls sent before it (maybe counted in it)
+    told: bool = False  # the others were reported
 
     @property
     def inflight(self) -> int:
@@ -276,7 +278,7 @@ class RateLimiter:
             now = time.monotonic()
             if now >= budget.reset_at:  # a new window (its end known from the replies)
                 budget.reset_at, budget.started, budget.counted = math.inf, now, 0
-                budget.open_until, budget.heard_at = 0.0, now
+                budget.open_until, budget.heard_at, budget.strays = 0.0, now, 0
                 if budget.limit is not None:
                     budget.remaining = budget.limit - budget.inflight
             if now < budget.paused_until:
@@ -308,6 +310,8 @@ class RateLimiter:
             now = time.monotonic()
             took = now - ticket.started
             budget.latency = took if not budget.latency else 0.8 * budget.latency + 0.2 * took
+            if ticket.started < budget.started:
+                budget.strays += 1
             if ("remaining" not in info or "reset" not in info
                     or ticket.started < budget.started):
                 return  # no header, or maybe of an earlier window
@@ -335,6 +339,7 @@ class RateLimiter:
             elif ends > budget.reset_at + budget.window / 2 and budget.reset_at != math.inf:
                 budget.remaining, budget.reset_at = left - budget.inflight, ends  # moved on
                 budget.started, budget.counted, budget.open_until = ticket.started, 1, lasts
+                budget.strays = 0
             else:  # this window: only down, and the nearest sure end
                 if left <= budget.remaining:
                     budget.remaining, budget.heard_at = left, now
@@ -365,10 +370,14 @@ class RateLimiter:
         windows, so that a fresh window is paced to our share from its first call."""
         if budget.limit is None or budget.counted < 2:
             return
-        ours = budget.counted + budget.inflight
+        ours = budget.counted + budget.inflight + budget.strays
         used = budget.limit - left
         guess = used / ours if used > ours + 1 else 1.0
         budget.crowd = 0.7 * budget.crowd + 0.3 * min(guess, 16.0)
+        if budget.crowd > 1.5 and not budget.told:
+            budget.told = True
+            logger.info("Rate limit: others spend this budget too (about %.0f jobs as busy as "
+                        "this one); calls are paced to this job's share", budget.crowd)
 
     @staticmethod
     def _counts_apart(ticket: Ticket, budget: _Budget, info: dict[str, float],
