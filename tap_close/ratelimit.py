@@ -89,7 +89,8 @@ class _Budget:
     others: int = 0  # calls in flight in the machine's other processes
     latency: float = 0.0  # seconds per request (moving average)
     probed: bool = False  # a reply seen: the limit (or that there is none) is known
-    crowd: float = 1.0  # how many spend this budget as fast as we do, per the headers
+    carried: float = 1.0  # jobs spending this budget as fast as this one, by past windows
+    guess: float = 0.0  # ... by this window's headers so far (0: none yet)
     heard_at: float = 0.0  # when a header last set `remaining`
     strays: int = 0  # replies this window to calls sent before it (maybe counted in it)
     told: bool = False  # the others were reported
@@ -97,6 +98,17 @@ class _Budget:
     @property
     def inflight(self) -> int:
         return self.own + self.others
+
+    @property
+    def crowd(self) -> float:
+        """How many jobs spend this budget as fast as this one (1: alone, or all seen)."""
+        return max(self.carried, self.guess)
+
+    def next_window(self) -> None:
+        """A window's last guess (the most replies behind it) is carried half into the next:
+        a fresh window is paced to this job's share from its first call."""
+        if self.guess:
+            self.carried, self.guess = 0.5 * self.carried + 0.5 * self.guess, 0.0
 
 
 _SHARED = [f.name for f in fields(_Budget)][:9]
@@ -279,6 +291,7 @@ class RateLimiter:
             if now >= budget.reset_at:  # a new window (its end known from the replies)
                 budget.reset_at, budget.started, budget.counted = math.inf, now, 0
                 budget.open_until, budget.heard_at, budget.strays = 0.0, now, 0
+                budget.next_window()
                 if budget.limit is not None:
                     budget.remaining = budget.limit - budget.inflight
             if now < budget.paused_until:
@@ -340,6 +353,7 @@ class RateLimiter:
                 budget.remaining, budget.reset_at = left - budget.inflight, ends  # moved on
                 budget.started, budget.counted, budget.open_until = ticket.started, 1, lasts
                 budget.strays = 0
+                budget.next_window()
             else:  # this window: only down, and the nearest sure end
                 if left <= budget.remaining:
                     budget.remaining, budget.heard_at = left, now
@@ -366,14 +380,14 @@ class RateLimiter:
     def _count_crowd(budget: _Budget, left: float) -> None:
         """Estimate who else spends the budget (jobs on other machines, nothing shared): the
         server counted more calls this window than ours answered or in flight (one more: a
-        call may have been counted before our window began). Averaged over replies and
-        windows, so that a fresh window is paced to our share from its first call."""
+        call may have been counted before our window began). The window's latest guess
+        holds within it, and half of it carries into the next (`next_window`)."""
         if budget.limit is None or budget.counted < 2:
             return
         ours = budget.counted + budget.inflight + budget.strays
         used = budget.limit - left
         guess = used / ours if used > ours + 1 else 1.0
-        budget.crowd = 0.7 * budget.crowd + 0.3 * min(guess, 16.0)
+        budget.guess = min(guess, 16.0)
         if budget.crowd > 1.5 and not budget.told:
             budget.told = True
             logger.info("Rate limit: others spend this budget too (about %.0f jobs as busy as "

@@ -269,3 +269,39 @@ def test_old_budget_files_are_swept(tmp_path) -> None:
     os.utime(old, (hours_ago, hours_ago))
     BudgetFiles(tmp_path / "mine")
     assert not old.exists() and fresh.exists()
+
+
+def test_others_spending_the_budget_are_estimated_and_one_process_is_alone() -> None:
+    """Header-only pacing (jobs on machines that share nothing): another client spends half
+    of each window unseen; our limiter's estimate of the jobs spending the budget (`crowd`)
+    rises to about two, so it paces to its share. Alone, the estimate stays one (no slower)."""
+    limit, window = 20, 0.5
+    server = ServerLimiter(limit, window)
+    key = server.key("GET", "/activity/")
+    stop = time.monotonic() + 3.0
+
+    def other() -> None:  # about half the budget, paced, as a job elsewhere would
+        while time.monotonic() < stop:
+            server.hit(key)
+            time.sleep(window / (limit / 2))
+
+    def ours(client: RateLimiter) -> None:
+        group = endpoint_group("GET", "/activity/")
+        while time.monotonic() < stop:
+            ticket = client.acquire(group)
+            time.sleep(0.005)
+            allowed, remaining, reset = server.hit(key)
+            client.release(ticket, ratelimit_header(limit, remaining if allowed else 0, reset))
+            if not allowed:
+                client.pause(group, reset)
+
+    crowded, alone = RateLimiter(), RateLimiter()
+    threads = [threading.Thread(target=other)] + [
+        threading.Thread(target=ours, args=(crowded,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 1.4 <= crowded._groups["GET /activity/*"].crowd <= 4, crowded._groups
+    _simulate(limit, window, threads=8, seconds=1.5, seed=5, client=alone)
+    assert alone._groups["GET /activity/*"].crowd == 1.0
