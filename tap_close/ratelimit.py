@@ -6,9 +6,10 @@ and first path segment) start on one budget, the safe guess: if Close counts the
 no 429. A template leaves it for a budget of its own once a header shows more calls left than
 one counter allows after the calls of the window answered before it was sent, so if Close
 counts it apart little budget is wasted. The budgets of a family are shared with the other
-tap processes of the machine on the same api_url and credential (budgetfile.py), and calls are
-paced to `remaining` over the window's time left, so a budget that other jobs spend too is not
-burst away at a fresh window.
+tap processes on the same api_url and credential: of the machine (budgetfile.py), or of every
+machine through PostgreSQL (budgetpg.py). Calls are paced to `remaining` over the window's time
+left, so a budget that other jobs spend too is not burst away at a fresh window; jobs that
+share nothing estimate from the headers how many spend it (`crowd`) and pace to their share.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class _Budget:
     counted: int = 0  # replies of this window's calls (each a call the server counted)
     next_at: float = 0.0  # paced: no call starts before
     paused_until: float = 0.0
+    strays: int = 0  # replies this window to calls sent before it (maybe counted in it)
     # This process's own.
     own: int = 0  # calls in flight here
     others: int = 0  # calls in flight in the machine's other processes
@@ -92,7 +94,6 @@ class _Budget:
     carried: float = 1.0  # jobs spending this budget as fast as this one, by past windows
     guess: float = 0.0  # ... by this window's headers so far (0: none yet)
     heard_at: float = 0.0  # when a header last set `remaining`
-    strays: int = 0  # replies this window to calls sent before it (maybe counted in it)
     told: bool = False  # the others were reported
 
     @property
@@ -111,7 +112,7 @@ class _Budget:
             self.carried, self.guess = 0.5 * self.carried + 0.5 * self.guess, 0.0
 
 
-_SHARED = [f.name for f in fields(_Budget)][:9]
+_SHARED = [f.name for f in fields(_Budget)][:10]
 _TIMES = ("reset_at", "open_until", "started", "next_at", "paused_until")
 
 
@@ -382,8 +383,8 @@ class RateLimiter:
         server counted more calls this window than ours answered or in flight (one more: a
         call may have been counted before our window began). The window's latest guess
         holds within it, and half of it carries into the next (`next_window`)."""
-        if budget.limit is None or budget.counted < 2:
-            return
+        if budget.limit is None or budget.counted < 2 or left < 1:
+            return  # a 429 (or a stricter limit's) tells nothing of the others
         ours = budget.counted + budget.inflight + budget.strays
         used = budget.limit - left
         guess = used / ours if used > ours + 1 else 1.0
