@@ -138,7 +138,7 @@ def validate_settings(config: dict[str, Any]) -> None:
             raise ConfigError(str(exc)) from None
     if store and config.get("token_store_path"):
         raise ConfigError("Set token_store or token_store_path, not both")
-    if config.get("rate_limit_store") is not None:
+    if config.get("rate_limit_store"):  # "": off
         check_budget_store(config["rate_limit_store"])
     for key in BOOLEAN_KEYS:
         if config.get(key) is not None and not isinstance(config[key], bool):
@@ -201,8 +201,8 @@ SETTINGS = th.PropertiesList(
                 description="Jobs on several machines with one organization and credential "
                 "share Close's rate-limit budget through this PostgreSQL database, as a URL: "
                 "postgresql://user@host/db?table=tap_close_budgets (extra `postgres`). With "
-                "a postgresql:// token_store its database is used by default. Jobs on one "
-                "machine share it without this."),
+                "a postgresql:// token_store its database is used unless this is set (empty: "
+                "none). Jobs on one machine share it without this."),
     th.Property("start_date", th.DateTimeType, title="Start date",
                 description="Earliest date_updated/date_created to extract (ISO 8601). "
                 "Default: everything."),
@@ -259,9 +259,10 @@ def check_budget_store(url: str) -> None:
 
 def budget_store(cfg: Mapping[str, Any]) -> tuple[str, str] | None:
     """Where rate-limit budgets are shared across machines: (URL, setting), or None (this
-    machine's files only). `rate_limit_store`, else a PostgreSQL token store's database."""
-    if cfg.get("rate_limit_store"):
-        return cfg["rate_limit_store"], "rate_limit_store"
+    machine's files only). `rate_limit_store` ("": none), else a PostgreSQL token store's
+    database."""
+    if cfg.get("rate_limit_store") is not None:
+        return (cfg["rate_limit_store"], "rate_limit_store") if cfg["rate_limit_store"] else None
     store = cfg.get("token_store")
     if store and not cfg.get("api_key") and url_scheme(store) in ("postgresql", "postgres"):
         return store, "token_store"

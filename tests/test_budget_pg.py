@@ -121,7 +121,7 @@ def test_a_lost_database_falls_back_to_the_files_with_one_warning(store, tmp_pat
     with budgets.open(FAMILY) as state:
         state["n"] = 1
     server.query(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                     "datname = current_database() AND application_name = 'tap-close'")
+                     "datname = current_database() AND application_name = 'tap-close budgets'")
     with caplog.at_level(logging.WARNING, "tap_close.ratelimit"):
         for n in range(3):
             with budgets.open(FAMILY) as state:
@@ -202,14 +202,21 @@ def test_three_machines_share_one_budget_table(store, tmp_path: Path) -> None:
 
 
 def test_oauth_with_a_postgres_token_store_shares_budgets_there(store, tmp_path) -> None:
-    """No setting needed: a postgresql:// token store's database holds the budgets too."""
+    """No setting needed: a postgresql:// token store's database holds the budgets too;
+    `rate_limit_store` set empty keeps them out."""
     from tests.test_token_stores import oauth_settings
 
     url, server, db = store
     with CloseEmulator(seed=83, n_leads=5) as emu:
         config = oauth_settings(emu, f"{url}?table=tokens")
+        del config["rate_limit_store"]  # unset: the token store's database
         run = run_tap(config, env={"TMPDIR": str(tmp_path)})
         run.assert_ok()
         assert run.ids("leads") == emu.truth("leads")
     families = {f for (f,) in server.query(db, "SELECT family FROM tap_close_budgets")}
     assert "GET /lead/*" in families, families
+    with CloseEmulator(seed=84, n_leads=5) as emu:  # set empty: none there
+        config = oauth_settings(emu, f"{url}?table=tokens2")
+        run_tap(config, env={"TMPDIR": str(tmp_path)}).assert_ok()
+    scopes = server.query(db, "SELECT count(DISTINCT scope) FROM tap_close_budgets")
+    assert scopes == [(1,)], "the second run's OAuth client wrote no budget"
