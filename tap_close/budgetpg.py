@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -76,7 +77,9 @@ class PgBudgets:
         self.conninfo, self.location = parsed.conninfo, parsed.location
         self.table_name = table_for(url, setting)
         self.scope = fingerprint(f"{api_url.rstrip('/')}\0{who}")[:16]
-        self._me = f"{socket.gethostname()}:{os.getpid()}"
+        # Host and pid, for whoever reads the table; the random part for containers that
+        # share a host name and start at pid 1.
+        self._me = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._conn: Any = None
         self._skew = 0.0
         self._fallback = fallback

@@ -109,7 +109,8 @@ def test_a_live_process_keeps_its_calls_counted(store) -> None:
     time.sleep(0.6)
     with PgBudgets(url, API, "key").open(FAMILY) as state:
         flying = state["budgets"][FAMILY]["inflight"]
-    (at,) = [v[1] for k, v in flying.items() if k.endswith(f":{os.getpid()}")]
+    (at,) = [v[1] for k, v in flying.items() if k == budgets.member]
+    assert budgets.member.startswith(f"{socket.gethostname()}:{os.getpid()}:")
     assert time.monotonic() + budgets.skew - at < 0.5, "rewritten by the heartbeat"
     limiter.release(ticket, "limit=5, remaining=4, reset=1")
 
