@@ -361,6 +361,11 @@ class RateLimiter:
                 budget.reset_at = min(budget.reset_at, ends)
                 budget.open_until = max(budget.open_until, lasts)
                 self._count_crowd(budget, left)
+                if budget.carried > 1.5 and not budget.told:  # seen over windows
+                    budget.told = True
+                    logger.info("Rate limit: others spend the budget of %s too (about %.0f jobs "
+                                "as busy as this one); calls are paced to this job's share",
+                                ticket.key, budget.crowd)
                 return
             budget.heard_at = now
 
@@ -389,10 +394,6 @@ class RateLimiter:
         used = budget.limit - left
         guess = used / ours if used > ours + 1 else 1.0
         budget.guess = min(guess, 16.0)
-        if budget.crowd > 1.5 and not budget.told:
-            budget.told = True
-            logger.info("Rate limit: others spend this budget too (about %.0f jobs as busy as "
-                        "this one); calls are paced to this job's share", budget.crowd)
 
     @staticmethod
     def _counts_apart(ticket: Ticket, budget: _Budget, info: dict[str, float],

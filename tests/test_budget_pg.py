@@ -191,6 +191,7 @@ def test_three_machines_share_one_budget_table(store, tmp_path: Path) -> None:
         for run, job in zip(runs, JOBS, strict=True):
             run.assert_ok()
             assert "Rate-limit budgets" not in run.stderr
+            assert "others spend the budget of GET /activity/*" not in run.stderr  # all seen
             for stream in job:
                 assert run.ids(stream) == emu.truth(stream), stream
     rows = server.query(db, "SELECT scope, family FROM tap_close_budgets")
