@@ -30,6 +30,7 @@ logger = logging.getLogger("tap_close.ratelimit")
 
 STALE = 10.0  # seconds: a file older than this holds no window still open
 SWEEP = 3600.0  # files untouched this long are removed (under their lock)
+STALE_INFLIGHT = 600.0  # seconds: a process's calls in flight expire if it stops writing
 
 
 def budget_dir(api_url: str, who: str) -> Path:
@@ -41,13 +42,26 @@ def budget_dir(api_url: str, who: str) -> Path:
 
 class BudgetFiles:
     """`with files.open(family) as state:` reads the family's shared state (a dict, {} when
-    there is none) under the file's lock and writes it back on exit."""
+    there is none) under the file's lock and writes it back on exit. Times in it are this
+    machine's `time.monotonic()` (`skew` 0); calls in flight are kept per process (`member`)."""
+
+    skew = 0.0  # shared clock minus time.monotonic()
+    heartbeat: float | None = None  # the pid tells whether a process lives: no heartbeat
+    poll = 0.0  # a lock is cheap: no minimum between reads
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self._fds: dict[str, int] = {}
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._sweep()
+
+    @property
+    def member(self) -> str:
+        return str(os.getpid())
+
+    def live(self, member: str, at: float, now: float) -> bool:
+        """Whether calls in flight written by `member` at `at` still count."""
+        return member.isdigit() and now - at < STALE_INFLIGHT and alive(int(member))
 
     def _path(self, family: str) -> Path:
         safe = "".join(c if c.isalnum() else "_" for c in family).strip("_")

@@ -299,6 +299,7 @@ class CloseClient:
         max_tries: int = 8,
         workers: int = 1,
         session: requests.Session | None = None,
+        budget_store: tuple[str, str] | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.workers = max(1, workers)
@@ -307,7 +308,7 @@ class CloseClient:
         self.timeout = timeout
         self.user_agent = user_agent
         self.max_tries = max_tries
-        self.limiter = RateLimiter.for_account(self.api_url, auth)
+        self.limiter = RateLimiter.for_account(self.api_url, auth, budget_store)
         self.clock = ServerClock()  # Close's time, from its replies' Date header
         self.stats: Counter[str] = Counter()
         self.session = session or new_session(self.workers)

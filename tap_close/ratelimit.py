@@ -6,32 +6,47 @@ and first path segment) start on one budget, the safe guess: if Close counts the
 no 429. A template leaves it for a budget of its own once a header shows more calls left than
 one counter allows after the calls of the window answered before it was sent, so if Close
 counts it apart little budget is wasted. The budgets of a family are shared with the other
-tap processes of the machine on the same api_url and credential (budgetfile.py), and calls are
-paced to `remaining` over the window's time left, so a budget that other jobs spend too is not
-burst away at a fresh window.
+tap processes on the same api_url and credential: of the machine (budgetfile.py), or of every
+machine through PostgreSQL (budgetpg.py). Calls are paced to `remaining` over the window's time
+left, so a budget that other jobs spend too is not burst away at a fresh window; jobs that
+share nothing estimate from the headers how many spend it (`crowd`) and pace to their share.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
+import random
 import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 
 from tap_close import parallel
-from tap_close.budgetfile import BudgetFiles, alive, open_files
+from tap_close.budgetfile import open_files
 from tap_close.errors import CancelledRead
 
 logger = logging.getLogger("tap_close.ratelimit")
 _RATELIMIT_RE = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)", re.IGNORECASE)
 _ID_CHARS = re.compile(r"[A-Z0-9]")  # path words are lower case; Close ids are base62
-STALE_INFLIGHT = 600.0  # seconds: a process's calls in flight expire if it stops writing
+
+
+class SharedBudgets(Protocol):
+    """Where processes meet (BudgetFiles: one machine; budgetpg.PgBudgets: a database)."""
+
+    @property
+    def skew(self) -> float: ...  # the shared clock minus time.monotonic()
+    @property
+    def member(self) -> str: ...  # this process, as its calls in flight are keyed
+    @property
+    def heartbeat(self) -> float | None: ...  # seconds between rewrites of calls in flight
+    @property
+    def poll(self) -> float: ...  # least seconds between reads of a family while waiting
+    def live(self, member: str, at: float, now: float) -> bool: ...
+    def open(self, family: str) -> AbstractContextManager[dict[str, Any]]: ...
 
 
 def path_template(path: str) -> str:
@@ -70,30 +85,51 @@ class _Budget:
     counted: int = 0  # replies of this window's calls (each a call the server counted)
     next_at: float = 0.0  # paced: no call starts before
     paused_until: float = 0.0
+    strays: int = 0  # replies this window to calls sent before it (maybe counted in it)
     # This process's own.
     own: int = 0  # calls in flight here
     others: int = 0  # calls in flight in the machine's other processes
     latency: float = 0.0  # seconds per request (moving average)
     probed: bool = False  # a reply seen: the limit (or that there is none) is known
+    carried: float = 1.0  # jobs spending this budget as fast as this one, by past windows
+    guess: float = 0.0  # ... by this window's headers so far (0: none yet)
+    heard_at: float = 0.0  # when a header last set `remaining`
+    told: bool = False  # the others were reported
 
     @property
     def inflight(self) -> int:
         return self.own + self.others
 
+    @property
+    def crowd(self) -> float:
+        """How many jobs spend this budget as fast as this one (1: alone, or all seen)."""
+        return max(self.carried, self.guess)
 
-_SHARED = [f.name for f in fields(_Budget)][:9]
+    def next_window(self) -> None:
+        """A window's last guess (the most replies behind it) is carried half into the next:
+        a fresh window is paced to this job's share from its first call."""
+        if self.guess:
+            self.carried, self.guess = 0.5 * self.carried + 0.5 * self.guess, 0.0
 
 
-def _dump(budget: _Budget) -> dict[str, Any]:
+_SHARED = [f.name for f in fields(_Budget)][:10]
+_TIMES = ("reset_at", "open_until", "started", "next_at", "paused_until")
+
+
+def _dump(budget: _Budget, skew: float = 0.0) -> dict[str, Any]:
+    """The shared fields, times on the shared clock (`skew`: it minus time.monotonic())."""
     out = {name: getattr(budget, name) for name in _SHARED}
-    out["reset_at"] = None if budget.reset_at == math.inf else budget.reset_at
+    for name in _TIMES:
+        out[name] += skew
+    out["reset_at"] = None if budget.reset_at == math.inf else out["reset_at"]
     return out
 
 
-def _load(budget: _Budget, record: dict[str, Any]) -> None:
+def _load(budget: _Budget, record: dict[str, Any], skew: float = 0.0) -> None:
     for name in _SHARED:
         if name in record:
-            setattr(budget, name, record[name])
+            value = record[name]
+            setattr(budget, name, value - skew if name in _TIMES and value is not None else value)
     if budget.reset_at is None:
         budget.reset_at = math.inf
     budget.probed = budget.probed or budget.limit is not None
@@ -126,20 +162,42 @@ class RateLimiter:
     at a time. A 429 pauses the whole budget.
     """
 
-    def __init__(self, files: BudgetFiles | None = None) -> None:
+    def __init__(self, files: SharedBudgets | None = None) -> None:
         self._lock = threading.Lock()
         self._groups: dict[str, _Budget] = {}  # budget key -> budget
         self._apart: set[str] = set()  # groups seen to count apart from their family
         self._waiting: dict[str, int] = {}  # group -> requests waiting for budget
+        self._read: dict[str, float] = {}  # family -> when its shared state was last read
         self._files = files
-        self._pid = os.getpid()
+        if files is not None and files.heartbeat:
+            threading.Thread(target=self._beat, args=(files.heartbeat,), daemon=True,
+                             name="rate-limit-heartbeat").start()
 
     @classmethod
-    def for_account(cls, api_url: str, auth: object) -> RateLimiter:
-        """A limiter sharing its budgets with this machine's other tap processes on the same
-        api_url and credential (an API key's fingerprint, or OAuth client and token store)."""
-        who = getattr(auth, "username", None) or repr(auth)
-        return cls(open_files(api_url, str(who)))
+    def for_account(cls, api_url: str, auth: object,
+                    store: tuple[str, str] | None = None) -> RateLimiter:
+        """A limiter sharing its budgets with the other tap processes on the same api_url and
+        credential (an API key's fingerprint, or OAuth client and token store): those of this
+        machine through files, or those of every machine through PostgreSQL, `store` being
+        (URL, setting) (budgetpg), falling back to the files if the database fails."""
+        who = str(getattr(auth, "username", None) or repr(auth))
+        if store:
+            from tap_close.budgetpg import PgBudgets  # noqa: PLC0415 - the optional driver
+
+            return cls(PgBudgets(store[0], api_url, who, setting=store[1],
+                                 fallback=lambda: open_files(api_url, who)))
+        return cls(open_files(api_url, who))
+
+    def _beat(self, every: float) -> None:
+        """Rewrite this process's calls in flight now and then, so that they keep counting
+        while it waits on slow replies (another machine cannot tell whether it lives)."""
+        while True:
+            time.sleep(every)
+            with self._lock:
+                families = {family(k) for k, b in self._groups.items() if b.own}
+            for fam in families:
+                with self._lock, self._shared(fam):
+                    pass
 
     def key(self, group: str) -> str:
         """The budget a group draws on: its family's, or its own once seen to count apart."""
@@ -156,30 +214,47 @@ class RateLimiter:
         if self._files is None:
             yield
             return
-        with self._files.open(fam) as state:
-            now = time.monotonic()
+        files = self._files
+        with files.open(fam) as state:
+            skew, now = files.skew, time.monotonic()  # skew: as `open` found it
+            self._read[fam] = now
             self._apart.update(state.get("apart", []))
             for key, budget in self._groups.items():
                 if family(key) == fam:
                     budget.others = 0  # unless the file says otherwise
             for key, record in state.get("budgets", {}).items():
                 budget = self._groups.setdefault(key, _Budget())
-                _load(budget, record)
-                budget.others = sum(int(n) for n, _ in self._flying(record, now).values())
+                _load(budget, record, skew)
+                budget.others = sum(int(n) for n, _ in self._flying(record, now + skew).values())
             yield
             budgets = state.setdefault("budgets", {})
             for key, budget in self._groups.items():
                 if family(key) == fam:
-                    flying = self._flying(budgets.get(key, {}), now)
+                    flying = self._flying(budgets.get(key, {}), now + skew)
                     if budget.own:
-                        flying[str(self._pid)] = [budget.own, now]
-                    budgets[key] = {**_dump(budget), "inflight": flying}
+                        flying[files.member] = [budget.own, now + skew]
+                    budgets[key] = {**_dump(budget, skew), "inflight": flying}
             state["apart"] = sorted(g for g in self._apart if family(g) == fam)
 
     def _flying(self, record: dict[str, Any], now: float) -> dict[str, list[float]]:
-        """Other live processes' calls in flight in a shared budget record."""
-        return {pid: v for pid, v in record.get("inflight", {}).items()
-                if int(pid) != self._pid and now - v[1] < STALE_INFLIGHT and alive(int(pid))}
+        """Other live processes' calls in flight in a shared budget record (shared clock)."""
+        assert self._files is not None
+        me, live = self._files.member, self._files.live
+        return {who: v for who, v in record.get("inflight", {}).items()
+                if who != me and live(who, v[1], now)}
+
+    def _wait_here(self, group: str, now: float) -> float:
+        """How long this process's own view says to wait, so that waiting threads do not each
+        read the shared state (the shared wait is never shorter: starts and pauses only push
+        it later; a read may show more left, so those are re-read every `poll` seconds)."""
+        budget = self._groups.get(self.key(group))
+        if budget is None or self._files is None:
+            return 0.0
+        wait = max(budget.next_at, budget.paused_until) - now
+        if (wait <= 0 and budget.remaining is not None and now < budget.reset_at
+                and budget.remaining - budget.inflight < 1):
+            wait = self._read.get(family(group), -math.inf) + self._files.poll - now
+        return wait
 
     def acquire(self, group: str) -> Ticket:
         """Wait for budget. A read-ahead whose consumer has stopped gives up (CancelledRead)
@@ -206,13 +281,18 @@ class RateLimiter:
 
     def _try(self, group: str) -> Ticket | float:
         """A ticket, or how long to wait before trying again."""
+        with self._lock:
+            wait = self._wait_here(group, time.monotonic())
+            if wait > 0:
+                return wait
         with self._lock, self._shared(family(group)):
             key = self.key(group)
             budget = self._groups.setdefault(key, _Budget())
             now = time.monotonic()
             if now >= budget.reset_at:  # a new window (its end known from the replies)
                 budget.reset_at, budget.started, budget.counted = math.inf, now, 0
-                budget.open_until = 0.0
+                budget.open_until, budget.heard_at, budget.strays = 0.0, now, 0
+                budget.next_window()
                 if budget.limit is not None:
                     budget.remaining = budget.limit - budget.inflight
             if now < budget.paused_until:
@@ -220,14 +300,18 @@ class RateLimiter:
             if not budget.probed and budget.inflight:
                 return 0.005  # the first reply tells the limit
             if budget.remaining is not None:
-                left = budget.remaining - budget.inflight
+                # Others unseen (`crowd`) likely have as many calls in flight as we do, and
+                # pace as we do: each takes its share.
+                left = self._unseen_spent(budget, now) - budget.others - budget.own * budget.crowd
                 if left < 1:
                     return min(budget.reset_at - now, 0.05)  # replies may tell more
                 if now < budget.next_at:
                     return budget.next_at - now
                 ends = budget.reset_at if budget.reset_at != math.inf else (
                     budget.started + budget.window)
-                budget.next_at = now + max(0.0, ends - now) / left
+                budget.next_at = now + max(0.0, ends - now) * budget.crowd / left
+                if left < budget.crowd and random.random() * budget.crowd >= left:
+                    return budget.next_at - now  # under one call each: a lottery, not all
             budget.own += 1
             return Ticket(group, key, now, budget.counted)
 
@@ -240,6 +324,8 @@ class RateLimiter:
             now = time.monotonic()
             took = now - ticket.started
             budget.latency = took if not budget.latency else 0.8 * budget.latency + 0.2 * took
+            if ticket.started < budget.started:
+                budget.strays += 1
             if ("remaining" not in info or "reset" not in info
                     or ticket.started < budget.started):
                 return  # no header, or maybe of an earlier window
@@ -267,10 +353,47 @@ class RateLimiter:
             elif ends > budget.reset_at + budget.window / 2 and budget.reset_at != math.inf:
                 budget.remaining, budget.reset_at = left - budget.inflight, ends  # moved on
                 budget.started, budget.counted, budget.open_until = ticket.started, 1, lasts
+                budget.strays = 0
+                budget.next_window()
             else:  # this window: only down, and the nearest sure end
-                budget.remaining = min(budget.remaining, left)
+                if left <= budget.remaining:
+                    budget.remaining, budget.heard_at = left, now
                 budget.reset_at = min(budget.reset_at, ends)
                 budget.open_until = max(budget.open_until, lasts)
+                self._count_crowd(budget, left)
+                if budget.carried > 1.5 and not budget.told:  # seen over windows
+                    budget.told = True
+                    logger.info("Rate limit: others spend the budget of %s too (about %.0f jobs "
+                                "as busy as this one); calls are paced to this job's share",
+                                ticket.key, budget.crowd)
+                return
+            budget.heard_at = now
+
+    @staticmethod
+    def _unseen_spent(budget: _Budget, now: float) -> float:
+        """`remaining` less what the others unseen (`crowd`) likely spent since the header
+        that told it: their share of it, pro rata of the window's time left then."""
+        assert budget.remaining is not None
+        if budget.crowd <= 1.0 or budget.heard_at <= 0:
+            return budget.remaining
+        ends = budget.reset_at if budget.reset_at != math.inf else (
+            budget.started + budget.window)
+        span = ends - budget.heard_at
+        part = min(1.0, (now - budget.heard_at) / span) if span > 0 else 1.0
+        return budget.remaining * (1 - part * (budget.crowd - 1) / budget.crowd)
+
+    @staticmethod
+    def _count_crowd(budget: _Budget, left: float) -> None:
+        """Estimate who else spends the budget (jobs on other machines, nothing shared): the
+        server counted more calls this window than ours answered or in flight (one more: a
+        call may have been counted before our window began). The window's latest guess
+        holds within it, and half of it carries into the next (`next_window`)."""
+        if budget.limit is None or budget.counted < 2 or left < 1:
+            return  # a 429 (or a stricter limit's) tells nothing of the others
+        ours = budget.counted + budget.inflight + budget.strays
+        used = budget.limit - left
+        guess = used / ours if used > ours + 1 else 1.0
+        budget.guess = min(guess, 16.0)
 
     @staticmethod
     def _counts_apart(ticket: Ticket, budget: _Budget, info: dict[str, float],

@@ -42,7 +42,8 @@ from tap_close.errors import AccessDeniedError, CloseAPIError
 from tap_close.maps import missing_map_config
 from tap_close.parallel import Prefetcher
 from tap_close.sdk_compat import SYNCING, TapHooks, environment_config
-from tap_close.stores import check_store_url, open_store
+from tap_close.stores import check_store_url, open_store, url_scheme
+from tap_close.stores.urls import postgres_url
 from tap_close.streams import STREAM_TYPES
 from tap_close.streams.base import parse_ts
 from tap_close.streams.changes import POSITION, EventReplay
@@ -56,7 +57,7 @@ FUTURE_MARGIN = dt.timedelta(hours=1)  # a bookmark further ahead of our clock i
 OAUTH_KEYS = ("client_id", "client_secret", "refresh_token")
 STRING_KEYS = (
     "api_key", *OAUTH_KEYS, "oauth_scopes", "token_store", "token_store_path", "start_date",
-    "api_url",
+    "api_url", "rate_limit_store",
     "oauth_token_url", "user_agent",
 )
 BOOLEAN_KEYS = ("track_deletes", "use_export_for_backfill", "emit_activate_version_messages")
@@ -137,6 +138,8 @@ def validate_settings(config: dict[str, Any]) -> None:
             raise ConfigError(str(exc)) from None
     if store and config.get("token_store_path"):
         raise ConfigError("Set token_store or token_store_path, not both")
+    if config.get("rate_limit_store"):  # "": off
+        check_budget_store(config["rate_limit_store"])
     for key in BOOLEAN_KEYS:
         if config.get(key) is not None and not isinstance(config[key], bool):
             raise ConfigError(f"{key} must be true or false")
@@ -194,6 +197,12 @@ SETTINGS = th.PropertiesList(
                 "~/.local/state/tap-close/."),
     th.Property("token_store_path", th.StringType, title="Token store path",
                 description="File form of token_store (a plain path); set one of the two."),
+    th.Property("rate_limit_store", th.StringType, secret=True, title="Rate-limit store",
+                description="Jobs on several machines with one organization and credential "
+                "share Close's rate-limit budget through this PostgreSQL database, as a URL: "
+                "postgresql://user@host/db?table=tap_close_budgets (extra `postgres`). With "
+                "a postgresql:// token_store its database is used unless this is set (empty: "
+                "none). Jobs on one machine share it without this."),
     th.Property("start_date", th.DateTimeType, title="Start date",
                 description="Earliest date_updated/date_created to extract (ISO 8601). "
                 "Default: everything."),
@@ -231,6 +240,33 @@ SETTINGS = th.PropertiesList(
                 description="Send ACTIVATE_VERSION messages for full-table streams, so that "
                 "targets can mark rows that vanished from Close."),
 )
+
+
+def check_budget_store(url: str) -> None:
+    """ConfigError (naming nothing from the URL) unless `url` is a usable rate_limit_store."""
+    if url_scheme(url) not in ("postgresql", "postgres"):
+        raise ConfigError("rate_limit_store must be a postgresql:// URL")
+    try:
+        postgres_url(url, "rate_limit_store", "tap_close_budgets")
+    except AuthError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        import psycopg  # noqa: F401, PLC0415 - the `postgres` extra
+    except ImportError:
+        raise ConfigError("rate_limit_store needs the `postgres` extra: "
+                          "pip install 'tap-close[postgres]'") from None
+
+
+def budget_store(cfg: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Where rate-limit budgets are shared across machines: (URL, setting), or None (this
+    machine's files only). `rate_limit_store` ("": none), else a PostgreSQL token store's
+    database."""
+    if cfg.get("rate_limit_store") is not None:
+        return (cfg["rate_limit_store"], "rate_limit_store") if cfg["rate_limit_store"] else None
+    store = cfg.get("token_store")
+    if store and not cfg.get("api_key") and url_scheme(store) in ("postgresql", "postgres"):
+        return store, "token_store"
+    return None
 
 
 def make_authenticator(cfg: Mapping[str, Any], session: requests.Session) -> AuthBase:
@@ -385,6 +421,7 @@ class TapClose(TapHooks):
             user_agent=self.config.get("user_agent") or f"tap-close/{__version__}",
             workers=self.workers,
             session=self.http_session,
+            budget_store=budget_store(self.config),
         )
         atexit.register(client.close)  # however the process ends: no socket left open
         return client

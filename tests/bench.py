@@ -17,6 +17,7 @@ Scenarios (see the README's performance section):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -26,10 +27,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 from tests.emulator import CloseEmulator
 from tests.harness import TAP
+from tests.pg import postgres_server
 
 CLOSEIO_PY = os.environ.get("CLOSEIO_PYTHON", ".bench-venv/bin/python")
 # tap-closeio's base URL is a module constant: patch it here, in the harness only.
@@ -293,14 +297,14 @@ JOBS = (
 
 
 def concurrent(emu: CloseEmulator, tmp: Path, jobs: tuple[set[str], ...],
-               machines: int = 1) -> dict:
+               machines: int = 1, **cfg) -> dict:
     """Run the jobs at once; `machines` > 1: each job with its own temp dir (no budget file
     in common, as on separate machines). Wall time from the first start to the last exit."""
     cmds, envs = [], []
     for n, streams in enumerate(jobs):
         work = tmp / f"job{n}"
         work.mkdir(exist_ok=True)
-        cmds.append(tap_command(emu, work, streams))
+        cmds.append(tap_command(emu, work, streams, **cfg))
         envs.append({**os.environ, "TMPDIR": str(work if machines > 1 else tmp)})
     before = len(emu.request_log)
     started = time.monotonic()
@@ -321,14 +325,17 @@ def scenario_concurrent(tmp: Path, leads: int, limit: int) -> None:
           f"({leads} leads; five activity streams and one CRM stream each)\n")
     print("| run | wall s | activity requests first to last, s | requests | 429s |")
     print("|---|---|---|---|---|")
-    rows = (("one process, every stream", (set().union(*JOBS),), 1),
-            ("three processes, one machine (shared budget file)", JOBS, 1),
-            ("three processes, as on three machines (pacing only)", JOBS, 3))
+    rows = (("one process, every stream", (set().union(*JOBS),), 1, False),
+            ("three processes, one machine (shared budget file)", JOBS, 1, False),
+            ("three processes, as on three machines (pacing only)", JOBS, 3, False),
+            ("three processes, three machines, shared PostgreSQL budget", JOBS, 3, True))
     walls, spans = [], []
-    for name, jobs, machines in rows:
-        with CloseEmulator(seed=48, n_leads=leads, rate_limit=(limit, 1.0),
-                           latency=0.02) as emu:
-            res = concurrent(emu, tmp, jobs, machines)
+    for name, jobs, machines, shared in rows:
+        with contextlib.ExitStack() as stack:
+            emu = stack.enter_context(CloseEmulator(seed=48, n_leads=leads,
+                                                    rate_limit=(limit, 1.0), latency=0.02))
+            cfg = {"rate_limit_store": stack.enter_context(budget_table())} if shared else {}
+            res = concurrent(emu, tmp, jobs, machines, **cfg)
         walls.append(res["wall"])
         spans.append(res["span"])
         print(f"| {name} | {res['wall']:.1f} | {res['span']:.1f} | {res['requests']} | "
@@ -336,7 +343,17 @@ def scenario_concurrent(tmp: Path, leads: int, limit: int) -> None:
               f"({res['429'] / max(res['requests'], 1):.1%}) |")
     print(f"\nThree processes on one machine / one process: wall time **{walls[1] / walls[0]:.2f}x"
           f"**, activity span {spans[1] / spans[0]:.2f}x; as on three machines: "
-          f"{walls[2] / walls[0]:.2f}x, {spans[2] / spans[0]:.2f}x")
+          f"{walls[2] / walls[0]:.2f}x, {spans[2] / spans[0]:.2f}x; on three machines sharing "
+          f"a PostgreSQL budget: {walls[3] / walls[0]:.2f}x, {spans[3] / spans[0]:.2f}x")
+
+
+@contextlib.contextmanager
+def budget_table() -> Iterator[str]:
+    """A rate_limit_store URL: a fresh database on the local (or a private) PostgreSQL."""
+    with postgres_server() as server, server.temporary_database("tap_close_bench") as db:
+        password = f":{quote(server.password, safe='')}" if server.password else ""
+        auth = f"{quote(server.user, safe='')}{password}@"
+        yield f"postgresql://{auth}{server.host}:{server.port}/{db}"
 
 
 BULK_STREAMS = {"leads", "contacts", "opportunities", "tasks", *ACTIVITY_STREAMS}

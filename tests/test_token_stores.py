@@ -39,9 +39,11 @@ from tests.test_reliability_support import (
 
 
 def oauth_settings(emu: CloseEmulator, store: str) -> dict[str, str]:
+    """Rate-limit budgets stay out of the token database (`rate_limit_store` ""): processes
+    sharing them there would wait on each other's first call instead of the token lock."""
     return {"client_id": emu.client_id, "client_secret": emu.client_secret,
             "refresh_token": emu.issue_refresh_token(), "api_url": emu.api_url,
-            "oauth_token_url": emu.token_url, "token_store": store}
+            "oauth_token_url": emu.token_url, "token_store": store, "rate_limit_store": ""}
 
 
 def refreshes(runs: list[TapRun]) -> int:

@@ -31,7 +31,7 @@ class PostgresURL:
     location: str  # printable
 
 
-def postgres_url(url: str, setting: str) -> PostgresURL:
+def postgres_url(url: str, setting: str, default_table: str = "tap_close_tokens") -> PostgresURL:
     """Parse inside a guard: a `/`, `?`, `#` or `@` left raw in a password moves the URL's
     parts (the password read as the port, or printed as the database), so such a URL is
     refused with an error that repeats none of it."""
@@ -50,7 +50,7 @@ def postgres_url(url: str, setting: str) -> PostgresURL:
     for secret in (password, query.get("password")):
         register_secret(secret)
         register_secret(unquote(secret or ""))
-    table = query.pop("table", "tap_close_tokens")
+    table = query.pop("table", default_table)
     names = table.split(".")
     if not table or len(names) > 2 or not all(names):
         raise AuthError(f"{setting}: the `table` parameter must be a table or schema.table name")
