@@ -40,6 +40,10 @@ TABLE = "tap_close_budgets"
 APPLICATION = "tap-close budgets"  # its sessions, as pg_stat_activity shows them
 SETTING = "rate_limit_store"
 SWEEP = 3600.0  # rows untouched this long are removed (on connecting)
+#: Each call reads and writes its family's row (about three round trips, under the limiter's
+#: lock): a token store's database farther away than this is not used for budgets unless
+#: `rate_limit_store` names it (one INFO line); it would slow every call more than it saves.
+FAR = 0.01
 CREATE = """CREATE TABLE IF NOT EXISTS {table} (
     scope text NOT NULL,
     family text NOT NULL,
@@ -76,6 +80,7 @@ class PgBudgets:
         parsed = postgres_url(url, setting, TABLE)  # checked at start-up: no error here
         self.conninfo, self.location = parsed.conninfo, parsed.location
         self.table_name = table_for(url, setting)
+        self.setting = setting
         self.scope = fingerprint(f"{api_url.rstrip('/')}\0{who}")[:16]
         # Host and pid, for whoever reads the table; the random part for containers that
         # share a host name and start at pid 1.
@@ -162,7 +167,9 @@ class PgBudgets:
                     conn.execute(sql.SQL(CREATE).format(table=table))
             conn.execute(sql.SQL("DELETE FROM {table} WHERE updated_at < now() - %s * "
                                  "interval '1 second'").format(table=table), (SWEEP,))
-            self._skew = _skew(conn)
+            rtt, self._skew = _skew(conn)
+            if rtt > FAR and self.setting != SETTING:
+                raise TooFar(rtt)
             conn.autocommit = False
         except BaseException:
             conn.close()
@@ -170,6 +177,15 @@ class PgBudgets:
         self._conn = conn
 
     def _give_up(self, exc: Exception) -> None:
+        if isinstance(exc, TooFar):
+            logger.info("Rate-limit budgets: %s answers in %.0f ms, too slow to share budgets "
+                        "on every call; they are shared only with this machine's tap "
+                        "processes (set rate_limit_store to share them there anyway)",
+                        self.location, exc.args[0] * 1000)
+            self._failed = True
+            self._conn = None  # closed by _connect
+            self._local = self._fallback()
+            return
         lines = str(exc).strip().splitlines()
         problem = f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
         logger.warning("Rate-limit budgets: cannot use %s (%s); from now on they are shared "
@@ -182,8 +198,13 @@ class PgBudgets:
         self._local = self._fallback()
 
 
-def _skew(conn: Any) -> float:
-    """The database's clock minus time.monotonic(): of three reads, the quickest's."""
+class TooFar(Exception):
+    """The token store's database answers too slowly to share budgets through it."""
+
+
+def _skew(conn: Any) -> tuple[float, float]:
+    """(round trip, the database's clock minus time.monotonic()): of three reads, the
+    quickest's."""
     best = (math.inf, 0.0)
     for _ in range(3):
         before = time.monotonic()
@@ -191,7 +212,7 @@ def _skew(conn: Any) -> float:
                                  ).fetchone() or (0.0,)
         after = time.monotonic()
         best = min(best, (after - before, db_now - (before + after) / 2))
-    return best[1]
+    return best
 
 
 _CREATE_LOCK = int(fingerprint("tap-close budgets create")[:15], 16)  # a bigint

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tap_close import budgetpg
 from tap_close.budgetfile import BudgetFiles
 from tap_close.budgetpg import PgBudgets
 from tap_close.ratelimit import RateLimiter, Ticket
@@ -131,6 +132,27 @@ def test_a_lost_database_falls_back_to_the_files_with_one_warning(store, tmp_pat
     assert len(warnings) == 1 and "only with this machine's tap processes" in warnings[0]
     assert list((tmp_path / "budgets").glob("*.json")), "the files took over"
     assert budgets.member == str(os.getpid())
+
+
+@pytest.mark.parametrize("setting", ["token_store", "rate_limit_store"])
+def test_a_far_token_store_database_is_not_used_for_budgets(store, tmp_path, caplog, monkeypatch,
+                                                            setting: str) -> None:
+    """A token store's database slower than FAR a round trip would slow every call: the
+    budgets stay on this machine's files (one INFO line). Named by rate_limit_store: used."""
+    url, server, db = store
+    monkeypatch.setattr(budgetpg, "FAR", 0.0)  # every database is "far"
+    files = BudgetFiles(tmp_path / "budgets")
+    budgets = PgBudgets(url, API, "key", setting=setting, fallback=lambda: files)
+    with caplog.at_level(logging.INFO, "tap_close.ratelimit"):
+        for n in range(2):
+            with budgets.open(FAMILY) as state:
+                state["n"] = n
+    lines = [r for r in caplog.records if "too slow to share" in r.getMessage()]
+    far = setting == "token_store"
+    assert [r.levelno for r in lines] == ([logging.INFO] if far else [])
+    assert bool(list((tmp_path / "budgets").glob("*.json"))) is far
+    if not far:
+        assert server.query(db, "SELECT count(*) FROM tap_close_budgets") == [(1,)]
 
 
 def _closed_port() -> int:
