@@ -126,10 +126,15 @@ def test_bulk_change_past_every_bound_is_exact_with_small_state(tmp_path: Path) 
         assert_exact(target, emu)
         # The overlap the next run re-reads holds more than SEEN_LIMIT events: it is
         # replayed again (at least once), in date order, so the target stays exact.
-        out, state, _ = run(emu, tmp_path, catalog, state, "again")
+        out, state, err = run(emu, tmp_path, catalog, state, "again")
         target.load(out)
         assert_exact(target, emu)
-    assert state.get("event_position", {}).get("seen") == []
+    seen = state.get("event_position", {}).get("seen")
+    assert isinstance(seen, list) and len(seen) <= SEEN_LIMIT
+    if "reading only the deletes" not in err:  # every event of the overlap read: > the bound
+        assert seen == []
+    # (else a targeted read, whose sample may stop either side of its page budget: `seen`
+    # holds the keys of the events it read and replayed, up to the bound)
     sizes = [len(line) for line in target.states]
     assert max(sizes) <= STATE_LIMIT, max(sizes)
 
