@@ -24,9 +24,9 @@ from tests.emulator import CloseEmulator
 from tests.harness import run_tap
 from tests.pg import PgServer
 from tests.test_meltano import pg_server
-from tests.test_ratelimit import _select, _simulate
+from tests.test_ratelimit import _simulate, on_three_machines
 from tests.test_reliability_oauth import assert_one_clear_error
-from tests.test_reliability_support import assert_clean, emulator_secrets, selected_catalog
+from tests.test_reliability_support import assert_clean, emulator_secrets
 
 __all__ = ["pg_server"]  # the session fixture, shared with tests/test_meltano.py
 
@@ -200,16 +200,7 @@ def test_three_machines_share_one_budget_table(store, tmp_path: Path) -> None:
     url, server, db = store
     with CloseEmulator(seed=48, n_leads=150, rate_limit=(10, 0.5), latency=0.01) as emu:
         config = {**api_key_config(emu), "rate_limit_store": url}
-        catalog = selected_catalog(config, tmp_path, set())
-        dirs = [tmp_path / f"machine{n}" for n in range(len(JOBS))]
-        for path in dirs:
-            path.mkdir()
-        before = len(emu.request_log)
-        with ThreadPoolExecutor(len(JOBS)) as pool:
-            runs = list(pool.map(lambda job, tmp: run_tap(
-                config, catalog=_select(catalog, job), env={"TMPDIR": str(tmp)}),
-                JOBS, dirs))
-        log = emu.request_log[before:]
+        runs, log, dirs = on_three_machines(emu, config, tmp_path)
         for run, job in zip(runs, JOBS, strict=True):
             run.assert_ok()
             assert "Rate-limit budgets" not in run.stderr

@@ -309,6 +309,24 @@ def test_others_spending_the_budget_are_estimated_and_one_process_is_alone() -> 
     assert alone._groups["GET /activity/*"].crowd == 1.0
 
 
+def on_three_machines(emu, config: dict, tmp_path) -> tuple[list, list[dict], list]:
+    """The bench's three jobs at once, each with a temp dir of its own (as on three
+    machines: no budget file in common): (runs, the emulator's requests meanwhile, dirs)."""
+    from tests.bench import JOBS
+    from tests.harness import run_tap
+    from tests.test_reliability_support import selected_catalog
+
+    catalog = selected_catalog(config, tmp_path, set())
+    dirs = [tmp_path / f"machine{n}" for n in range(len(JOBS))]
+    for path in dirs:
+        path.mkdir()
+    before = len(emu.request_log)
+    with ThreadPoolExecutor(len(JOBS)) as pool:
+        runs = list(pool.map(lambda job, tmp: run_tap(
+            config, catalog=_select(catalog, job), env={"TMPDIR": str(tmp)}), JOBS, dirs))
+    return runs, emu.request_log[before:], dirs
+
+
 def test_three_processes_sharing_nothing_see_each_other_in_the_headers(tmp_path) -> None:
     """The three jobs as on three machines (a temp dir each, no budget store), pacing to the
     share the headers show them (their estimates and 429s depend on timing: `make bench` 8
@@ -316,20 +334,9 @@ def test_three_processes_sharing_nothing_see_each_other_in_the_headers(tmp_path)
     from tests.bench import JOBS
     from tests.conftest import api_key_config
     from tests.emulator import CloseEmulator
-    from tests.harness import run_tap
-    from tests.test_reliability_support import selected_catalog
 
     with CloseEmulator(seed=48, n_leads=150, rate_limit=(10, 0.5), latency=0.01) as emu:
-        config = api_key_config(emu)
-        catalog = selected_catalog(config, tmp_path, set())
-        dirs = [tmp_path / f"machine{n}" for n in range(len(JOBS))]
-        for path in dirs:
-            path.mkdir()
-        before = len(emu.request_log)
-        with ThreadPoolExecutor(len(JOBS)) as pool:
-            runs = list(pool.map(lambda job, tmp: run_tap(
-                config, catalog=_select(catalog, job), env={"TMPDIR": str(tmp)}), JOBS, dirs))
-        log = emu.request_log[before:]
+        runs, log, _ = on_three_machines(emu, api_key_config(emu), tmp_path)
         for run, job in zip(runs, JOBS, strict=True):
             run.assert_ok()
             for stream in job:
