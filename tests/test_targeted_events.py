@@ -108,6 +108,31 @@ def test_bulk_gap_is_read_targeted_and_exact(tmp_path: Path, quirks: tuple[str, 
         assert_exact(target, emu)
 
 
+def test_targeted_gap_without_event_payloads_is_exact(tmp_path: Path) -> None:
+    """A non-admin key: events carry no `data`/`previous_data`. Edits cost a GET each (the
+    two call edits: more than listing the calls), the notes past their cap are read in full,
+    deletes are bare tombstones."""
+    with CloseEmulator(seed=85, n_leads=30, max_limit={"event": EVENT_PAGE},
+                       event_payloads=False) as emu:
+        catalog = selected_catalog(api_key_config(emu), tmp_path, STREAMS)
+        target = Target()
+        out, state, _ = run(emu, tmp_path, catalog, None, "full")
+        target.load(out)
+        before = len(emu.request_log)
+        bulk_change(emu)
+        out, state, stderr = run(emu, tmp_path, catalog, state, "bulk")
+        target.load(out)
+        assert SWITCHED in stderr
+        assert_exact(target, emu)
+        # Two GETs cost more than listing the few calls: read in full (either is exact).
+        assert "call_activities: 2 edits (2 of them a GET each)" in stderr, stderr[-3000:]
+        assert not [e for e in emu.request_log[before:]
+                    if e["path"].startswith("/api/v1/activity/call/acti_")]
+        out, state, _ = run(emu, tmp_path, catalog, state, "again")
+        target.load(out)
+        assert_exact(target, emu)
+
+
 def test_kill_during_a_targeted_run_and_resume_stay_exact(tmp_path: Path) -> None:
     with CloseEmulator(seed=84, n_leads=30, max_limit={"event": EVENT_PAGE}) as emu:
         config = api_key_config(emu)
