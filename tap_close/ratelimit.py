@@ -32,6 +32,10 @@ from tap_close.errors import CancelledRead
 logger = logging.getLogger("tap_close.ratelimit")
 _RATELIMIT_RE = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)", re.IGNORECASE)
 _ID_CHARS = re.compile(r"[A-Z0-9]")  # path words are lower case; Close ids are base62
+#: Calls kept back per other job unseen (crowd - 1) at a window's end: each may send its last
+#: call on the same stale `remaining` as this one (three jobs as on three machines, simulated:
+#: 3.5 % 429s with none kept, 0.2 % with 0.75 and ~1 % more calls answered; 1: 7 % fewer).
+_END_RESERVE = 0.75
 
 
 class SharedBudgets(Protocol):
@@ -303,7 +307,7 @@ class RateLimiter:
                 # Others unseen (`crowd`) likely have as many calls in flight as we do, and
                 # pace as we do: each takes its share.
                 left = self._unseen_spent(budget, now) - budget.others - budget.own * budget.crowd
-                if left < 1:
+                if left - _END_RESERVE * max(0.0, budget.crowd - 1) < 1:
                     return min(budget.reset_at - now, 0.05)  # replies may tell more
                 if now < budget.next_at:
                     return budget.next_at - now
