@@ -344,3 +344,19 @@ def test_three_processes_sharing_nothing_see_each_other_in_the_headers(tmp_path)
     seen = sum("others spend the budget of GET /activity/*" in run.stderr for run in runs)
     refused = sum(1 for e in log if e["status"] == 429)
     print(f"\nsharing nothing: {refused} 429s of {len(log)} requests; {seen} of 3 saw others")
+
+
+def test_a_windows_last_calls_are_left_to_the_others_unseen() -> None:
+    """Jobs that share nothing each see the same stale `remaining` at a window's end: with
+    others estimated (`crowd` 3), two calls left are left to them (no lottery); alone, both
+    are ours; with four left, ours too."""
+    def limiter(crowd: float, left: int) -> RateLimiter:
+        client = RateLimiter()
+        client.release(client.acquire("GET /g/"), f"limit=10, remaining={left}, reset=0.5")
+        client._groups["GET /g/*"].carried = crowd
+        return client
+
+    crowded = [limiter(3.0, 2) for _ in range(20)]  # not one wins a lottery
+    assert all(isinstance(client._try("GET /g/"), float) for client in crowded)
+    assert not isinstance(limiter(1.0, 2)._try("GET /g/"), float)
+    assert not isinstance(limiter(3.0, 4)._try("GET /g/"), float)
