@@ -110,10 +110,11 @@ class _Budget:
         return max(self.carried, self.guess)
 
     def next_window(self) -> None:
-        """A window's last guess (the most replies behind it) is carried half into the next:
-        a fresh window is paced to this job's share from its first call."""
+        """A window's last guess (the most replies behind it) is carried into the next, whole
+        if it rose (others just started: their next window is paced to share from its first
+        call), else half (others that stopped are forgotten in a few windows)."""
         if self.guess:
-            self.carried, self.guess = 0.5 * self.carried + 0.5 * self.guess, 0.0
+            self.carried, self.guess = max(self.guess, 0.5 * self.carried + 0.5 * self.guess), 0.0
 
 
 _SHARED = [f.name for f in fields(_Budget)][:10]
