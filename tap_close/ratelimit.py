@@ -32,6 +32,11 @@ from tap_close.errors import CancelledRead
 logger = logging.getLogger("tap_close.ratelimit")
 _RATELIMIT_RE = re.compile(r"(limit|remaining|reset)\s*=\s*([0-9.]+)", re.IGNORECASE)
 _ID_CHARS = re.compile(r"[A-Z0-9]")  # path words are lower case; Close ids are base62
+#: Calls kept back per other job unseen (crowd - 1) at a window's end: each may send its last
+#: call on the same stale `remaining` as this one (three jobs of four threads sharing nothing,
+#: simulated: 1.9 % 429s with none kept, 0.2 % with 0.75 and as many calls answered; 1: 4 %
+#: fewer calls answered).
+_END_RESERVE = 0.75
 
 
 class SharedBudgets(Protocol):
@@ -106,10 +111,11 @@ class _Budget:
         return max(self.carried, self.guess)
 
     def next_window(self) -> None:
-        """A window's last guess (the most replies behind it) is carried half into the next:
-        a fresh window is paced to this job's share from its first call."""
+        """A window's last guess (the most replies behind it) is carried into the next, whole
+        if it rose (others just started: their next window is paced to share from its first
+        call), else half (others that stopped are forgotten in a few windows)."""
         if self.guess:
-            self.carried, self.guess = 0.5 * self.carried + 0.5 * self.guess, 0.0
+            self.carried, self.guess = max(self.guess, 0.5 * self.carried + 0.5 * self.guess), 0.0
 
 
 _SHARED = [f.name for f in fields(_Budget)][:10]
@@ -303,7 +309,7 @@ class RateLimiter:
                 # Others unseen (`crowd`) likely have as many calls in flight as we do, and
                 # pace as we do: each takes its share.
                 left = self._unseen_spent(budget, now) - budget.others - budget.own * budget.crowd
-                if left < 1:
+                if left - _END_RESERVE * max(0.0, budget.crowd - 1) < 1:
                     return min(budget.reset_at - now, 0.05)  # replies may tell more
                 if now < budget.next_at:
                     return budget.next_at - now

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tap_close.budgetfile import BudgetFiles
-from tap_close.ratelimit import RateLimiter, endpoint_group, family
+from tap_close.ratelimit import RateLimiter, _Budget, endpoint_group, family
 from tests.emulator.faults import RateLimiter as ServerLimiter
 from tests.emulator.faults import ratelimit_header
 
@@ -344,3 +344,33 @@ def test_three_processes_sharing_nothing_see_each_other_in_the_headers(tmp_path)
     seen = sum("others spend the budget of GET /activity/*" in run.stderr for run in runs)
     refused = sum(1 for e in log if e["status"] == 429)
     print(f"\nsharing nothing: {refused} 429s of {len(log)} requests; {seen} of 3 saw others")
+
+
+def test_a_windows_last_calls_are_left_to_the_others_unseen() -> None:
+    """Jobs that share nothing each see the same stale `remaining` at a window's end: with
+    others estimated (`crowd` 3), two calls left are left to them (no lottery); alone, both
+    are ours; with four left, ours too."""
+    def limiter(crowd: float, left: int) -> RateLimiter:
+        client = RateLimiter()
+        client.release(client.acquire("GET /g/"), f"limit=10, remaining={left}, reset=0.5")
+        client._groups["GET /g/*"].carried = crowd
+        return client
+
+    crowded = [limiter(3.0, 2) for _ in range(20)]  # not one wins a lottery
+    assert all(isinstance(client._try("GET /g/"), float) for client in crowded)
+    assert not isinstance(limiter(1.0, 2)._try("GET /g/"), float)
+    assert not isinstance(limiter(3.0, 4)._try("GET /g/"), float)
+
+
+def test_a_rising_crowd_is_carried_whole_and_a_falling_one_by_half() -> None:
+    """Others just started: the next window is paced to share from its first call; others
+    that stopped are forgotten over a few windows; alone (guess 1) stays 1."""
+    budget = _Budget(guess=3.0)
+    budget.next_window()
+    assert (budget.carried, budget.guess, budget.crowd) == (3.0, 0.0, 3.0)
+    budget.guess = 1.0
+    budget.next_window()
+    assert budget.crowd == 2.0
+    alone = _Budget(guess=1.0)
+    alone.next_window()
+    assert alone.crowd == 1.0
