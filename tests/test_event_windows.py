@@ -51,7 +51,11 @@ def events_only(emu: CloseEmulator, tmp: Path, **extra) -> tuple[dict, dict]:
 @pytest.mark.parametrize("workers", [1, 6])
 @pytest.mark.parametrize("quirks", [(), ("event_cursor_unbounded",)])
 def test_windows_cut_through_equal_timestamps(tmp_path: Path, workers: int, quirks) -> None:
-    with CloseEmulator(seed=62, n_leads=6, max_limit={"event": PAGE}, quirks=quirks) as emu:
+    # 5 ms a reply: the limiter's Little's-law bound (rate x latency) leaves room for every
+    # idle worker at the first split offer; replies in under a millisecond allowed one only,
+    # and the number of windows then hung on timing.
+    with CloseEmulator(seed=62, n_leads=6, max_limit={"event": PAGE}, quirks=quirks,
+                       latency=0.005) as emu:
         grid = emu.data.seed_event_grid(SECONDS, TIES, newest=dt.timedelta(minutes=5, seconds=20))
         config, catalog = events_only(emu, tmp_path, max_concurrency=workers)
         # A first run: 30 days, with every event in its last minutes (a burst).
