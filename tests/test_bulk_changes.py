@@ -18,6 +18,7 @@ import re
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from psycopg import sql
@@ -96,6 +97,17 @@ def run(emu: CloseEmulator, tmp: Path, catalog: dict, state: dict | None, name: 
     return done.stdout, done.state, done.stderr
 
 
+def full_sync(emu: CloseEmulator, tmp: Path, streams: set[str] = STREAMS,
+              target: Any = None) -> tuple[dict, Any, dict]:
+    """The streams' catalog, a target (this file's, or `target`: anything with `load`)
+    loaded with a first full run, and its STATE."""
+    catalog = selected_catalog(api_key_config(emu), tmp, streams)
+    target = Target() if target is None else target
+    out, state, _ = run(emu, tmp, catalog, None, "full")
+    target.load(out)
+    return catalog, target, state
+
+
 def age_state(state: dict, by: dt.timedelta) -> dict:
     """The STATE as a run `by` earlier would have left it: every timestamp moved back."""
     def shift(match: re.Match) -> str:
@@ -106,10 +118,7 @@ def age_state(state: dict, by: dt.timedelta) -> dict:
 
 def test_bulk_change_past_every_bound_is_exact_with_small_state(tmp_path: Path) -> None:
     with CloseEmulator(seed=71, n_leads=40) as emu:
-        catalog = selected_catalog(api_key_config(emu), tmp_path, STREAMS)
-        target = Target()
-        out, state, _ = run(emu, tmp_path, catalog, None, "full")
-        target.load(out)
+        catalog, target, state = full_sync(emu, tmp_path)
         before = len(emu.events)
         activities = [a for s in ACTIVITIES for a in sorted(r["id"] for r in emu.records(s))]
         while len(emu.events) - before < 2 * SEEN_LIMIT:  # several edits per object
@@ -178,10 +187,7 @@ def gap_with_deletes(emu: CloseEmulator) -> set[str]:
 
 def test_gap_longer_than_event_retention_heals_the_target(tmp_path: Path) -> None:
     with CloseEmulator(seed=73, n_leads=20) as emu:
-        catalog = selected_catalog(api_key_config(emu), tmp_path, STREAMS)
-        target = Target()
-        out, state, _ = run(emu, tmp_path, catalog, None, "full")
-        target.load(out)
+        catalog, target, state = full_sync(emu, tmp_path)
         gone = gap_with_deletes(emu)
         assert gone <= {k for s in STREAMS for k in target.live(s)}
         out, state, stderr = run(emu, tmp_path, catalog, age_state(state, GAP), "healing")
@@ -228,10 +234,7 @@ def test_gap_heals_in_meltanolabs_target_postgres(pg_server: PgServer, tmp_path:
 def test_kill_during_the_healing_run_and_resume_stay_exact(tmp_path: Path) -> None:
     with CloseEmulator(seed=74, n_leads=20, max_limit={"lead": 5, "activity": 10}) as emu:
         config = api_key_config(emu)
-        catalog = selected_catalog(config, tmp_path, STREAMS)
-        target = Target()
-        out, state, _ = run(emu, tmp_path, catalog, None, "full")
-        target.load(out)
+        catalog, target, state = full_sync(emu, tmp_path)
         gap_with_deletes(emu)
         aged = age_state(state, GAP)
         proc = TapProcess(config, tmp_path, state=aged, catalog=catalog, name="killed")
@@ -276,10 +279,7 @@ def test_many_edits_without_payloads_read_the_stream_in_full(tmp_path: Path) -> 
     """Without event payloads each edit costs a GET: past rows / page size of them, the
     stream is listed in full instead (fewer requests, the same rows)."""
     with CloseEmulator(seed=76, n_leads=25, event_payloads=False) as emu:
-        catalog = selected_catalog(api_key_config(emu), tmp_path, STREAMS)
-        target = Target()
-        out, state, _ = run(emu, tmp_path, catalog, None, "full")
-        target.load(out)
+        catalog, target, state = full_sync(emu, tmp_path)
         notes = sorted(emu.truth("note_activities"))
         calls = sorted(emu.truth("call_activities"))
         for note in notes:

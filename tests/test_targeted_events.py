@@ -18,30 +18,13 @@ import pytest
 from tests.busy import Target, differences
 from tests.conftest import api_key_config
 from tests.emulator import CloseEmulator
-from tests.test_reliability_support import TapProcess, selected_catalog
+from tests.test_bulk_changes import full_sync, run
+from tests.test_reliability_support import TapProcess
 
 ACTIVITIES = ("note_activities", "call_activities", "email_activities", "meeting_activities")
 STREAMS = {"leads", "contacts", "opportunities", "tasks", *ACTIVITIES}
 EVENT_PAGE = 10  # the emulator's /event/ _limit cap here
 SWITCHED = "reading only the deletes, merges and edits the streams replay"
-
-
-def run(emu: CloseEmulator, tmp: Path, catalog: dict, state: dict | None, name: str
-        ) -> tuple[str, dict, str]:
-    proc = TapProcess(api_key_config(emu), tmp, state=state, catalog=catalog, name=name)
-    done = proc.finish()
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.state is not None
-    return done.stdout, done.state, done.stderr
-
-
-def full_sync(emu: CloseEmulator, tmp: Path) -> tuple[dict, Target, dict]:
-    """The streams' catalog, a target loaded with a first full run, and its STATE."""
-    catalog = selected_catalog(api_key_config(emu), tmp, STREAMS)
-    target = Target()
-    out, state, _ = run(emu, tmp, catalog, None, "full")
-    target.load(out)
-    return catalog, target, state
 
 
 def event_requests(emu: CloseEmulator, since: int) -> list[dict]:
@@ -91,7 +74,7 @@ def assert_exact(target: Target, emu: CloseEmulator) -> None:
 def test_bulk_gap_is_read_targeted_and_exact(tmp_path: Path, quirks: tuple[str, ...]) -> None:
     with CloseEmulator(seed=81, n_leads=30, max_limit={"event": EVENT_PAGE},
                        quirks=quirks) as emu:
-        catalog, target, state = full_sync(emu, tmp_path)
+        catalog, target, state = full_sync(emu, tmp_path, STREAMS, Target())
         before_events, before = len(emu.events), len(emu.request_log)
         refused = "event_filter_unknown_refused" in quirks
         bulk_change(emu, noise_last=refused)  # the sample learns no spelling: all are asked
@@ -120,7 +103,7 @@ def test_targeted_gap_without_event_payloads_is_exact(tmp_path: Path) -> None:
     deletes are bare tombstones."""
     with CloseEmulator(seed=85, n_leads=30, max_limit={"event": EVENT_PAGE},
                        event_payloads=False) as emu:
-        catalog, target, state = full_sync(emu, tmp_path)
+        catalog, target, state = full_sync(emu, tmp_path, STREAMS, Target())
         before = len(emu.request_log)
         bulk_change(emu)
         out, state, stderr = run(emu, tmp_path, catalog, state, "bulk")
@@ -139,7 +122,7 @@ def test_targeted_gap_without_event_payloads_is_exact(tmp_path: Path) -> None:
 def test_kill_during_a_targeted_run_and_resume_stay_exact(tmp_path: Path) -> None:
     with CloseEmulator(seed=84, n_leads=30, max_limit={"event": EVENT_PAGE}) as emu:
         config = api_key_config(emu)
-        catalog, target, state = full_sync(emu, tmp_path)
+        catalog, target, state = full_sync(emu, tmp_path, STREAMS, Target())
         bulk_change(emu)
         proc = TapProcess(config, tmp_path, state=state, catalog=catalog, name="killed")
         assert proc.read_until(lambda line, _: '"stream":"note_activities"' in line
@@ -157,7 +140,7 @@ def test_kill_during_a_targeted_run_and_resume_stay_exact(tmp_path: Path) -> Non
 def test_refused_filters_fall_back_to_every_event(tmp_path: Path) -> None:
     with CloseEmulator(seed=82, n_leads=30, max_limit={"event": EVENT_PAGE},
                        quirks=("event_filters_refused",)) as emu:
-        catalog, target, state = full_sync(emu, tmp_path)
+        catalog, target, state = full_sync(emu, tmp_path, STREAMS, Target())
         bulk_change(emu)
         out, state, stderr = run(emu, tmp_path, catalog, state, "bulk")
         target.load(out)
@@ -169,7 +152,7 @@ def test_refused_filters_fall_back_to_every_event(tmp_path: Path) -> None:
 
 def test_lead_only_bulk_edit_reads_few_events_and_lists_no_activity(tmp_path: Path) -> None:
     with CloseEmulator(seed=83, n_leads=30, max_limit={"event": EVENT_PAGE}) as emu:
-        catalog, target, state = full_sync(emu, tmp_path)
+        catalog, target, state = full_sync(emu, tmp_path, STREAMS, Target())
         before_events, before = len(emu.events), len(emu.request_log)
         lead_edits(emu, 60)
         edits = len(emu.events) - before_events
